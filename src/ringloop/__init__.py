@@ -1,0 +1,42 @@
+"""ringloop: a fast, drop-in asyncio event loop (epoll now, io_uring next)."""
+
+from __future__ import annotations
+
+import sys as _sys
+
+if _sys.version_info < (3, 11) or _sys.version_info >= (3, 14):  # pragma: no cover
+    raise ImportError(
+        "ringloop supports CPython 3.11-3.13, not "
+        f"{_sys.version.split()[0]}; use asyncio's own event loop here."
+    )
+if getattr(_sys, "_is_gil_enabled", lambda: True)() is False:  # pragma: no cover
+    raise ImportError(
+        "ringloop does not support free-threaded CPython yet; "
+        "use a standard build or asyncio's own event loop."
+    )
+
+import asyncio as _asyncio
+
+from ringloop._version import __version__
+from ringloop._loops import SelectorEventLoop
+from ringloop._policy import EventLoopPolicy, install
+from ringloop._runner import run
+
+__all__ = [
+    "EventLoopPolicy",
+    "Loop",
+    "SelectorEventLoop",
+    "__version__",
+    "install",
+    "new_event_loop",
+    "run",
+]
+
+#: The default loop class (SelectorEventLoop until the io_uring proactor
+#: proves faster on the benchmark suite).
+Loop = SelectorEventLoop
+
+
+def new_event_loop() -> _asyncio.AbstractEventLoop:
+    """Return a new ringloop event loop (usable as an asyncio loop_factory)."""
+    return SelectorEventLoop()

@@ -1,0 +1,12 @@
+"""Error messages shared with asyncio, kept in one place so they cannot drift."""
+
+LOOP_CLOSED = "Event loop is closed"
+LOOP_RUNNING = "This event loop is already running"
+OTHER_LOOP_RUNNING = "Cannot run the event loop while another loop is running"
+CLOSE_RUNNING = "Cannot close a running event loop"
+STOPPED_BEFORE_DONE = "Event loop stopped before Future completed."
+NOT_THREADSAFE = (
+    "Non-thread-safe operation invoked on an event loop other than the current one"
+)
+EXECUTOR_SHUTDOWN = "Executor shutdown has been called"
+RUN_IN_RUNNING_LOOP = "asyncio.run() cannot be called from a running event loop"

@@ -1,0 +1,236 @@
+"""Handle and TimerHandle: the callbacks the loop schedules.
+
+Same contract as asyncio.Handle/TimerHandle (cancel, cancelled, when, and
+get_context on 3.12+), as compact extension types with freelists.  They are
+not instances of asyncio.Handle: that class cannot be subclassed from an
+extension type, and nothing in asyncio's API requires the base class.
+"""
+
+cimport cython
+from cpython.exc cimport PyErr_Fetch
+
+import sys
+from asyncio import format_helpers as _fh
+
+cdef extern from "Python.h":
+    object PyContext_CopyCurrent()
+    int PyContext_Enter(object ctx) except -1
+    int PyContext_Exit(object ctx) except -1
+
+cdef bint PY312 = sys.version_info >= (3, 12)
+cdef bint PY313 = sys.version_info >= (3, 13)
+cdef object _format_callback_source = _fh._format_callback_source
+cdef object _extract_stack = _fh.extract_stack
+cdef object _getframe = sys._getframe
+
+
+@cython.freelist(256)
+cdef class Handle:
+    def __init__(self, *args, **kwargs):
+        raise TypeError("ringloop handles are created by the event loop")
+
+    def cancel(self):
+        if not self.cancelled_:
+            self.cancelled_ = True
+            if self.loop is not None and self.loop.get_debug():
+                # Keep a useful repr after the callback is dropped.
+                self.repr_cache = repr(self)
+            self.callback = None
+            self.args = None
+
+    def cancelled(self):
+        return self.cancelled_
+
+    def get_context(self):
+        return self.context
+
+    @property
+    def _callback(self):
+        return self.callback
+
+    @property
+    def _args(self):
+        return self.args
+
+    @property
+    def _cancelled(self):
+        return self.cancelled_
+
+    @property
+    def _source_traceback(self):
+        return self.source_traceback
+
+    @property
+    def _context(self):
+        return self.context
+
+    @property
+    def _loop(self):
+        return self.loop
+
+    def _run(self):
+        self.run()
+
+    cdef int run(self) except -1:
+        cdef object cb = self.callback
+        cdef tuple args = self.args
+        cdef object ctx = self.context
+        try:
+            PyContext_Enter(ctx)
+        except BaseException as exc:
+            # Context already entered (the same context scheduled twice and
+            # one callback running the other): reported as asyncio does.
+            self._report(exc)
+            return 0
+        try:
+            if args is None or len(args) == 0:
+                cb()
+            else:
+                cb(*args)
+        except BaseException as exc:
+            PyContext_Exit(ctx)
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            self._report(exc)
+            return 0
+        PyContext_Exit(ctx)
+        return 0
+
+    cdef int _report(self, exc) except -1:
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            raise exc
+        loop = self.loop
+        if PY313:
+            cb = _format_callback_source(self.callback, self.args,
+                                         debug=loop.get_debug())
+        else:
+            cb = _format_callback_source(self.callback, self.args)
+        context = {
+            'message': f'Exception in callback {cb}',
+            'exception': exc,
+            'handle': self,
+        }
+        if self.source_traceback:
+            context['source_traceback'] = self.source_traceback
+        loop.call_exception_handler(context)
+        return 0
+
+    def _repr_info(self):
+        info = [self._class_name()]
+        if self.cancelled_:
+            info.append('cancelled')
+        if self.callback is not None:
+            if PY313:
+                info.append(_format_callback_source(
+                    self.callback, self.args, debug=self.loop.get_debug()))
+            else:
+                info.append(_format_callback_source(self.callback, self.args))
+        if self.source_traceback:
+            frame = self.source_traceback[len(self.source_traceback) - 1]
+            info.append(f'created at {frame[0]}:{frame[1]}')
+        return info
+
+    def _class_name(self):
+        return 'Handle'
+
+    def __repr__(self):
+        if self.repr_cache is not None:
+            return self.repr_cache
+        return '<{}>'.format(' '.join(self._repr_info()))
+
+
+cdef class TimerHandle(Handle):
+    def when(self):
+        return self.when_
+
+    @property
+    def _when(self):
+        return self.when_
+
+    @property
+    def _scheduled(self):
+        return self.scheduled
+
+    def cancel(self):
+        if not self.cancelled_ and self.loop is not None:
+            self.loop._timer_handle_cancelled(self)
+        Handle.cancel(self)
+
+    def _class_name(self):
+        return 'TimerHandle'
+
+    def _repr_info(self):
+        info = Handle._repr_info(self)
+        pos = 2 if self.cancelled_ else 1
+        info.insert(pos, f'when={self.when_}')
+        return info
+
+    def __hash__(self):
+        return hash(self.when_)
+
+    def __richcmp__(self, other, int op):
+        if not isinstance(other, TimerHandle):
+            return NotImplemented
+        cdef double a = self.when_
+        cdef double b = (<TimerHandle>other).when_
+        if op == 0:
+            return a < b
+        if op == 1:
+            return a <= b or self.__richcmp__(other, 2)
+        if op == 2:
+            return (a == b and self.callback == (<TimerHandle>other).callback
+                    and self.args == (<TimerHandle>other).args
+                    and self.cancelled_ == (<TimerHandle>other).cancelled_)
+        if op == 3:
+            return not self.__richcmp__(other, 2)
+        if op == 4:
+            return a > b
+        return a >= b or self.__richcmp__(other, 2)
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyTypeObject:
+        PyObject *tp_dict
+    ctypedef struct PyObject
+    int PyDict_DelItemString(PyObject *d, const char *key) except -1
+    void PyType_Modified(PyTypeObject *t)
+
+if not PY312:
+    # get_context() appeared in 3.12: on 3.11 the method is removed from the
+    # type, so 3.11 users see 3.11's Handle API.
+    PyDict_DelItemString((<PyTypeObject *>Handle).tp_dict, "get_context")
+    PyType_Modified(<PyTypeObject *>Handle)
+
+
+cdef Handle new_handle(object loop, object callback, tuple args, object context):
+    cdef Handle h = Handle.__new__(Handle)
+    h.callback = callback
+    h.args = args
+    h.loop = loop
+    if context is None:
+        h.context = PyContext_CopyCurrent()
+    else:
+        h.context = context
+    return h
+
+
+cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
+                           object context):
+    cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
+    h.callback = callback
+    h.args = args
+    h.loop = loop
+    h.when_ = when
+    if context is None:
+        h.context = PyContext_CopyCurrent()
+    else:
+        h.context = context
+    return h
+
+
+cdef bint timer_lt(TimerHandle a, TimerHandle b):
+    if a.when_ < b.when_:
+        return True
+    if a.when_ > b.when_:
+        return False
+    return a.seq < b.seq

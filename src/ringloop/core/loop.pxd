@@ -1,0 +1,78 @@
+from ringloop.core.handles cimport Handle, TimerHandle
+from ringloop.drivers.base cimport Driver, FdWatch, Waker
+
+
+cdef class CoreLoop:
+    cdef:
+        # --- scheduling -------------------------------------------------
+        list ready               # Handles to run on the next iteration
+        list ready_spare         # the other half of the double buffer
+        list scheduled           # binary heap of TimerHandles (timer_lt)
+        long timer_cancelled_count
+        unsigned long long timer_seq
+        bint stopping
+        bint closed
+        object thread_id         # threading.get_ident() of the running thread
+        double clock_resolution
+
+        # --- debug ------------------------------------------------------
+        bint debug
+        public double slow_callback_duration
+        object current_handle
+        bint origin_tracking_enabled
+        int origin_tracking_saved_depth
+
+        # --- errors, factories ------------------------------------------
+        object exception_handler
+        object task_factory
+
+        # --- executor, async generators ---------------------------------
+        public object _default_executor
+        bint executor_shutdown_called
+        object asyncgens         # weakref.WeakSet of live async generators
+        bint asyncgens_shutdown_called
+        object old_agen_hooks
+
+        # --- I/O --------------------------------------------------------
+        Driver driver
+        dict watches             # fd -> FdWatch
+        Waker waker
+        FdWatch waker_watch
+        bint polling             # inside driver.poll() (GIL released)
+        bint wake_pending        # a wake-up was written and not yet drained
+        object signal_sock       # socketpair for signal.set_wakeup_fd (main thread)
+        FdWatch signal_watch
+        object old_wakeup_fd
+        bint portable
+
+        # --- statistics ---------------------------------------------------
+        unsigned long long stat_iterations
+        unsigned long long stat_callbacks
+        unsigned long long stat_io_events
+        unsigned long long stat_wakeups
+        double stat_poll_time
+
+    cdef inline int _check_closed(self) except -1
+    cdef int _check_thread(self) except -1
+    cdef int _check_callback(self, object callback, str method) except -1
+    cdef Handle _call_soon(self, object callback, tuple args, object context)
+    cdef TimerHandle _call_at(self, double when, object callback, tuple args,
+                              object context)
+    cdef int _heap_push(self, TimerHandle h) except -1
+    cdef TimerHandle _heap_pop(self)
+    cdef int _heapify(self) except -1
+    cdef int _run_once(self) except -1
+    cdef int _process_io(self, int n) except -1
+    cdef int _run_ready(self) except -1
+    cdef int _run_forever_setup(self) except -1
+    cdef int _run_forever_cleanup(self) except -1
+    cdef int _set_origin_tracking(self, bint enabled) except -1
+    cdef FdWatch _watch_for(self, int fd, object fileobj)
+    cdef int _update_interest(self, FdWatch w) except -1
+    cdef object _add_reader(self, object fileobj, object callback, tuple args)
+    cdef object _add_writer(self, object fileobj, object callback, tuple args)
+    cdef bint _remove_reader(self, object fileobj) except -1
+    cdef bint _remove_writer(self, object fileobj) except -1
+    cdef int _install_signal_wakeup(self) except -1
+    cdef int _uninstall_signal_wakeup(self) except -1
+    cdef int _check_sock(self, object sock) except -1

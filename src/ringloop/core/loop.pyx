@@ -1,0 +1,1625 @@
+"""The core loop: scheduling, timers, thread wake-up, errors, debug, executor,
+DNS and the readiness-based sock_* methods, over a pluggable I/O driver."""
+
+cimport cython
+from cpython.exc cimport PyErr_CheckSignals
+from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+
+from ringloop.core.handles cimport (
+    Handle, TimerHandle, new_handle, new_timer, timer_lt,
+)
+from ringloop.drivers.base cimport (
+    Driver, FdWatch, Waker, make_waker, EV_READ, EV_WRITE,
+)
+from ringloop.drivers.epoll cimport EpollDriver
+from ringloop.drivers.selector cimport SelectorDriver
+from ringloop.includes.system cimport (
+    clock_gettime, clock_getres, timespec, CLOCK_MONOTONIC, RINGLOOP_HAVE_EPOLL,
+)
+
+import asyncio
+import collections.abc
+import concurrent.futures
+import errno as _errno
+import functools
+import io
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import traceback
+import warnings
+import weakref
+
+from asyncio import (
+    coroutines as aio_coroutines,
+    events as aio_events,
+    exceptions as aio_exceptions,
+    format_helpers as aio_format_helpers,
+    futures as aio_futures,
+    tasks as aio_tasks,
+    constants as aio_constants,
+)
+from asyncio.log import logger as aio_logger
+
+from ringloop import _messages as msg
+
+# Cached stdlib names (origin-prefixed, as the codebase convention says).
+cdef object aio_Future = asyncio.Future
+cdef object aio_Task = asyncio.Task
+cdef object aio_set_running_loop = aio_events._set_running_loop
+cdef object aio_get_running_loop = aio_events._get_running_loop
+cdef object aio_ensure_future = aio_tasks.ensure_future
+cdef object aio_isfuture = aio_futures.isfuture
+cdef object aio_wrap_future = aio_futures.wrap_future
+cdef object aio_iscoroutine = aio_coroutines.iscoroutine
+cdef object aio_iscoroutinefunction = aio_coroutines.iscoroutinefunction
+cdef object aio_extract_stack = aio_format_helpers.extract_stack
+cdef object aio_SendfileNotAvailableError = aio_exceptions.SendfileNotAvailableError
+cdef object cf_ThreadPoolExecutor = concurrent.futures.ThreadPoolExecutor
+cdef object sys_getframe = sys._getframe
+cdef object sys_get_asyncgen_hooks = sys.get_asyncgen_hooks
+cdef object sys_set_asyncgen_hooks = sys.set_asyncgen_hooks
+cdef object th_get_ident = threading.get_ident
+cdef object th_main_thread = threading.main_thread
+cdef object sock_getaddrinfo = socket.getaddrinfo
+cdef object sock_getnameinfo = socket.getnameinfo
+cdef object fn_partial = functools.partial
+
+cdef bint PY312 = sys.version_info >= (3, 12)
+cdef bint PY313 = sys.version_info >= (3, 13)
+
+cdef double MAXIMUM_SELECT_TIMEOUT = 24 * 3600
+# Rebuild the timer heap when more than half of at least this many timers
+# are cancelled (asyncio's policy, same thresholds).
+cdef Py_ssize_t MIN_SCHEDULED_TIMER_HANDLES = 100
+
+try:
+    import ssl as _ssl
+except ImportError:  # pragma: no cover
+    _ssl = None
+
+
+cdef inline double monotonic() nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef int fileobj_to_fd(object fileobj) except -1:
+    cdef long fd
+    if isinstance(fileobj, int):
+        fd = fileobj
+    else:
+        try:
+            fd = int(fileobj.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fileobj!r}") from None
+    if fd < 0:
+        raise ValueError(f"Invalid file descriptor: {fd}")
+    return fd
+
+
+cdef inline int check_ssl_socket(sock) except -1:
+    if _ssl is not None and isinstance(sock, _ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+    return 0
+
+
+def _debug_mode_default():
+    return bool(sys.flags.dev_mode or (
+        not sys.flags.ignore_environment
+        and os.environ.get('PYTHONASYNCIODEBUG')))
+
+
+def _portable_requested():
+    return os.environ.get("RINGLOOP_PORTABLE", "") not in ("", "0")
+
+
+def choose_driver(selector=None, *, bint portable=False):
+    """Pick the readiness driver: the given selectors selector, else native
+    epoll, else selectors.DefaultSelector (other POSIX, or portable mode)."""
+    if selector is not None:
+        return SelectorDriver(selector)
+    if portable or not RINGLOOP_HAVE_EPOLL:
+        return SelectorDriver(selectors.DefaultSelector())
+    return EpollDriver()
+
+
+cdef class CoreLoop:
+    """The compiled core shared by ringloop's public loop classes."""
+
+    def __cinit__(self):
+        self.ready = []
+        self.ready_spare = []
+        self.scheduled = []
+        self.timer_cancelled_count = 0
+        self.timer_seq = 0
+        self.stopping = False
+        self.closed = False
+        self.thread_id = None
+        self.watches = {}
+        self.slow_callback_duration = 0.1
+        self.debug = False
+        self.polling = False
+        self.wake_pending = False
+        self.old_wakeup_fd = None
+        self.origin_tracking_enabled = False
+
+    def __init__(self, selector=None):
+        cdef timespec ts
+        cdef FdWatch w
+        self.portable = _portable_requested()
+        self.driver = choose_driver(selector, portable=self.portable)
+        self.asyncgens = weakref.WeakSet()
+        clock_getres(CLOCK_MONOTONIC, &ts)
+        self.clock_resolution = <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+        self.debug = _debug_mode_default()
+        self.waker = make_waker(self.portable)
+        w = FdWatch.__new__(FdWatch)
+        w.fd = self.waker.read_fd
+        w.internal = True
+        self.waker_watch = w
+        self.watches[w.fd] = w
+        w.mask = 0
+        self.driver.set_interest(w, EV_READ)
+
+    # ------------------------------------------------------------------
+    # state checks
+
+    cdef inline int _check_closed(self) except -1:
+        if self.closed:
+            raise RuntimeError(msg.LOOP_CLOSED)
+        return 0
+
+    cdef int _check_thread(self) except -1:
+        if self.thread_id is None:
+            return 0
+        if th_get_ident() != self.thread_id:
+            raise RuntimeError(msg.NOT_THREADSAFE)
+        return 0
+
+    cdef int _check_callback(self, object callback, str method) except -1:
+        if aio_iscoroutine(callback) or aio_iscoroutinefunction(callback):
+            raise TypeError(f"coroutines cannot be used with {method}()")
+        if not callable(callback):
+            raise TypeError(
+                f'a callable object was expected by {method}(), '
+                f'got {callback!r}')
+        return 0
+
+    def _check_running(self):
+        if self.thread_id is not None:
+            raise RuntimeError(msg.LOOP_RUNNING)
+        if aio_get_running_loop() is not None:
+            raise RuntimeError(msg.OTHER_LOOP_RUNNING)
+
+    def is_running(self):
+        return self.thread_id is not None
+
+    def is_closed(self):
+        return self.closed
+
+    def get_debug(self):
+        return self.debug
+
+    def set_debug(self, enabled):
+        self.debug = bool(enabled)
+        if self.thread_id is not None:
+            self.call_soon_threadsafe(self._set_coroutine_origin_tracking,
+                                      self.debug)
+
+    def _set_coroutine_origin_tracking(self, enabled):
+        self._set_origin_tracking(enabled)
+
+    cdef int _set_origin_tracking(self, bint enabled) except -1:
+        if enabled == self.origin_tracking_enabled:
+            return 0
+        if enabled:
+            self.origin_tracking_saved_depth = sys.get_coroutine_origin_tracking_depth()
+            sys.set_coroutine_origin_tracking_depth(aio_constants.DEBUG_STACK_DEPTH)
+        else:
+            sys.set_coroutine_origin_tracking_depth(self.origin_tracking_saved_depth)
+        self.origin_tracking_enabled = enabled
+        return 0
+
+    def time(self):
+        return monotonic()
+
+    @property
+    def _clock_resolution(self):
+        return self.clock_resolution
+
+    @property
+    def _debug(self):
+        return self.debug
+
+    @property
+    def _thread_id(self):
+        return self.thread_id
+
+    @property
+    def _stopping(self):
+        return self.stopping
+
+    @property
+    def _closed(self):
+        return self.closed
+
+    @property
+    def _ready(self):
+        # Read-only view for introspection (asyncio exposes a deque).
+        return tuple(self.ready)
+
+    @property
+    def _scheduled(self):
+        return list(self.scheduled)
+
+    @property
+    def _asyncgens(self):
+        return self.asyncgens
+
+    @property
+    def _executor_shutdown_called(self):
+        return self.executor_shutdown_called
+
+    # ------------------------------------------------------------------
+    # callbacks and timers
+
+    def call_soon(self, callback, *args, context=None):
+        if self.closed:
+            raise RuntimeError(msg.LOOP_CLOSED)
+        if self.debug:
+            self._check_thread()
+            self._check_callback(callback, 'call_soon')
+        return self._call_soon(callback, args, context)
+
+    cdef Handle _call_soon(self, object callback, tuple args, object context):
+        cdef Handle h = new_handle(self, callback, args, context)
+        if self.debug:
+            h.source_traceback = aio_extract_stack(sys_getframe(0))
+        self.ready.append(h)
+        return h
+
+    def call_soon_threadsafe(self, callback, *args, context=None):
+        if self.closed:
+            raise RuntimeError(msg.LOOP_CLOSED)
+        if self.debug:
+            self._check_callback(callback, 'call_soon_threadsafe')
+        h = self._call_soon(callback, args, context)
+        # Only a loop blocked in poll() needs waking: a running loop sees the
+        # new callback before it polls again (all of this under the GIL).
+        if self.polling and not self.wake_pending:
+            self.wake_pending = True
+            self.stat_wakeups += 1
+            self.waker.wake()
+        return h
+
+    def _write_to_self(self):
+        # asyncio's private name, called by some libraries to wake the loop.
+        self.wake_pending = True
+        self.waker.wake()
+
+    def call_later(self, delay, callback, *args, context=None):
+        if delay is None:
+            raise TypeError('delay must not be None')
+        cdef double d = delay
+        return self._call_at_checked(monotonic() + d, callback, args, context,
+                                     'call_at')
+
+    def call_at(self, when, callback, *args, context=None):
+        if when is None:
+            raise TypeError("when cannot be None")
+        return self._call_at_checked(when, callback, args, context, 'call_at')
+
+    def _call_at_checked(self, double when, callback, tuple args, context, str method):
+        if self.closed:
+            raise RuntimeError(msg.LOOP_CLOSED)
+        if self.debug:
+            self._check_thread()
+            self._check_callback(callback, method)
+        return self._call_at(when, callback, args, context)
+
+    cdef TimerHandle _call_at(self, double when, object callback, tuple args,
+                              object context):
+        cdef TimerHandle t = new_timer(self, when, callback, args, context)
+        if self.debug:
+            t.source_traceback = aio_extract_stack(sys_getframe(0))
+        self.timer_seq += 1
+        t.seq = self.timer_seq
+        self._heap_push(t)
+        t.scheduled = True
+        return t
+
+    def _timer_handle_cancelled(self, TimerHandle handle):
+        if handle.scheduled:
+            self.timer_cancelled_count += 1
+
+    cdef int _heap_push(self, TimerHandle h) except -1:
+        cdef list heap = self.scheduled
+        cdef Py_ssize_t pos, parent
+        cdef TimerHandle p
+        heap.append(h)
+        pos = PyList_GET_SIZE(heap) - 1
+        while pos > 0:
+            parent = (pos - 1) >> 1
+            p = <TimerHandle>PyList_GET_ITEM(heap, parent)
+            if timer_lt(h, p):
+                heap[pos] = p
+                pos = parent
+            else:
+                break
+        heap[pos] = h
+        return 0
+
+    cdef TimerHandle _heap_pop(self):
+        cdef list heap = self.scheduled
+        cdef TimerHandle last = <TimerHandle>heap.pop()
+        cdef TimerHandle top, c1, c2
+        cdef Py_ssize_t n = PyList_GET_SIZE(heap)
+        cdef Py_ssize_t pos = 0, child
+        if n == 0:
+            return last
+        top = <TimerHandle>PyList_GET_ITEM(heap, 0)
+        while True:
+            child = 2 * pos + 1
+            if child >= n:
+                break
+            c1 = <TimerHandle>PyList_GET_ITEM(heap, child)
+            if child + 1 < n:
+                c2 = <TimerHandle>PyList_GET_ITEM(heap, child + 1)
+                if timer_lt(c2, c1):
+                    child += 1
+                    c1 = c2
+            if timer_lt(c1, last):
+                heap[pos] = c1
+                pos = child
+            else:
+                break
+        heap[pos] = last
+        return top
+
+    cdef int _heapify(self) except -1:
+        cdef list old = self.scheduled
+        cdef TimerHandle t
+        self.scheduled = []
+        for t in old:
+            self._heap_push(t)
+        return 0
+
+    # ------------------------------------------------------------------
+    # the iteration
+
+    cdef int _run_once(self) except -1:
+        cdef Py_ssize_t nsched = PyList_GET_SIZE(self.scheduled)
+        cdef TimerHandle t
+        cdef list keep
+        cdef double timeout, end_time, t0
+        cdef int n
+
+        if (nsched > MIN_SCHEDULED_TIMER_HANDLES
+                and self.timer_cancelled_count * 2 > nsched):
+            keep = []
+            for t in self.scheduled:
+                if t.cancelled_:
+                    t.scheduled = False
+                else:
+                    keep.append(t)
+            self.scheduled = keep
+            self._heapify()
+            self.timer_cancelled_count = 0
+        else:
+            while PyList_GET_SIZE(self.scheduled):
+                t = <TimerHandle>PyList_GET_ITEM(self.scheduled, 0)
+                if not t.cancelled_:
+                    break
+                self.timer_cancelled_count -= 1
+                self._heap_pop()
+                t.scheduled = False
+
+        if PyList_GET_SIZE(self.ready) or self.stopping:
+            timeout = 0
+        elif PyList_GET_SIZE(self.scheduled):
+            t = <TimerHandle>PyList_GET_ITEM(self.scheduled, 0)
+            timeout = t.when_ - monotonic()
+            if timeout > MAXIMUM_SELECT_TIMEOUT:
+                timeout = MAXIMUM_SELECT_TIMEOUT
+            elif timeout < 0:
+                timeout = 0
+        else:
+            timeout = -1
+
+        self.stat_iterations += 1
+        if timeout != 0:
+            self.polling = True
+            t0 = monotonic()
+            try:
+                n = self.driver.poll(timeout)
+            finally:
+                self.polling = False
+                self.stat_poll_time += monotonic() - t0
+        else:
+            n = self.driver.poll(0)
+        if n:
+            self._process_io(n)
+
+        end_time = monotonic() + self.clock_resolution
+        while PyList_GET_SIZE(self.scheduled):
+            t = <TimerHandle>PyList_GET_ITEM(self.scheduled, 0)
+            if t.when_ >= end_time:
+                break
+            self._heap_pop()
+            t.scheduled = False
+            self.ready.append(t)
+
+        return self._run_ready()
+
+    cdef int _process_io(self, int n) except -1:
+        cdef int i, m
+        cdef FdWatch w
+        cdef Handle h
+        cdef Driver d = self.driver
+        for i in range(n):
+            w = <FdWatch>d.ready[i]
+            m = d.masks[i]
+            if w.internal:
+                if w is self.waker_watch:
+                    self.waker.drain()
+                    self.wake_pending = False
+                else:
+                    self._drain_signal_sock()
+                continue
+            self.stat_io_events += 1
+            if m & EV_READ and w.reader is not None:
+                h = <Handle>w.reader
+                if h.cancelled_:
+                    self._remove_reader(w.fd)
+                else:
+                    self.ready.append(h)
+            if m & EV_WRITE and w.writer is not None:
+                h = <Handle>w.writer
+                if h.cancelled_:
+                    self._remove_writer(w.fd)
+                else:
+                    self.ready.append(h)
+        return 0
+
+    cdef int _run_ready(self) except -1:
+        cdef list todo = self.ready
+        cdef Py_ssize_t i = 0, n = PyList_GET_SIZE(todo)
+        cdef Handle h
+        cdef double t0, dt
+        if n == 0:
+            return 0
+        # Double buffer: callbacks scheduled while these run go to the other
+        # list and wait for the next iteration, as in asyncio.
+        self.ready = self.ready_spare
+        try:
+            if not self.debug:
+                while i < n:
+                    h = <Handle>PyList_GET_ITEM(todo, i)
+                    i += 1
+                    if h.cancelled_:
+                        continue
+                    h.run()
+            else:
+                while i < n:
+                    h = <Handle>PyList_GET_ITEM(todo, i)
+                    i += 1
+                    if h.cancelled_:
+                        continue
+                    self.current_handle = h
+                    try:
+                        t0 = monotonic()
+                        h.run()
+                        dt = monotonic() - t0
+                        if dt >= self.slow_callback_duration:
+                            aio_logger.warning('Executing %s took %.3f seconds',
+                                               _format_handle(h), dt)
+                    finally:
+                        self.current_handle = None
+        except BaseException:
+            # KeyboardInterrupt/SystemExit from a callback: what did not run
+            # yet runs first on the next iteration.
+            rest = todo[i:]
+            del todo[:]
+            self.stat_callbacks += i
+            self.ready[0:0] = rest
+            self.ready_spare = todo
+            raise
+        del todo[:]
+        self.ready_spare = todo
+        self.stat_callbacks += n
+        return 0
+
+    # ------------------------------------------------------------------
+    # running and stopping
+
+    cdef int _run_forever_setup(self) except -1:
+        self._check_closed()
+        self._check_running()
+        self._set_origin_tracking(self.debug)
+        self.old_agen_hooks = sys_get_asyncgen_hooks()
+        self.thread_id = th_get_ident()
+        sys_set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                               finalizer=self._asyncgen_finalizer_hook)
+        aio_set_running_loop(self)
+        self._install_signal_wakeup()
+        return 0
+
+    cdef int _run_forever_cleanup(self) except -1:
+        self.stopping = False
+        self.thread_id = None
+        aio_set_running_loop(None)
+        self._set_origin_tracking(False)
+        if self.old_agen_hooks is not None:
+            sys_set_asyncgen_hooks(*self.old_agen_hooks)
+            self.old_agen_hooks = None
+        self._uninstall_signal_wakeup()
+        return 0
+
+    def run_forever(self):
+        """Run until stop() is called."""
+        self._run_forever_setup()
+        try:
+            while True:
+                self._run_once()
+                if self.stopping:
+                    break
+        finally:
+            self._run_forever_cleanup()
+
+    def run_until_complete(self, future):
+        """Run until the future (or coroutine, wrapped in a Task) is done and
+        return its result, or raise its exception."""
+        self._check_closed()
+        self._check_running()
+        new_task = not aio_isfuture(future)
+        future = aio_ensure_future(future, loop=self)
+        if new_task:
+            # An exception raised by the loop stops it: the task's exception
+            # then must not be logged as never retrieved.
+            future._log_destroy_pending = False
+        future.add_done_callback(_run_until_complete_cb)
+        try:
+            self.run_forever()
+        except:
+            if new_task and future.done() and not future.cancelled():
+                # The coroutine raised a BaseException: consume it to avoid
+                # 'Task exception was never retrieved'.
+                future.exception()
+            raise
+        finally:
+            future.remove_done_callback(_run_until_complete_cb)
+        if not future.done():
+            raise RuntimeError(msg.STOPPED_BEFORE_DONE)
+        return future.result()
+
+    def stop(self):
+        """Stop after the callbacks of the current iteration have run."""
+        self.stopping = True
+
+    def close(self):
+        """Close the loop: drop pending callbacks, release the driver and
+        the wake-up fds, shut the default executor down without waiting."""
+        if self.thread_id is not None:
+            raise RuntimeError(msg.CLOSE_RUNNING)
+        if self.closed:
+            return
+        if self.debug:
+            aio_logger.debug("Close %r", self)
+        self.closed = True
+        del self.ready[:]
+        del self.scheduled[:]
+        self.timer_cancelled_count = 0
+        self.executor_shutdown_called = True
+        executor = self._default_executor
+        if executor is not None:
+            self._default_executor = None
+            executor.shutdown(wait=False)
+        self._close_io()
+
+    def _close_io(self):
+        cdef FdWatch w
+        for w in list(self.watches.values()):
+            if w.reader is not None:
+                (<Handle>w.reader).cancel()
+            if w.writer is not None:
+                (<Handle>w.writer).cancel()
+            w.reader = w.writer = None
+        self.watches.clear()
+        if self.driver is not None:
+            self.driver.close()
+        if self.waker is not None:
+            self.waker.close()
+        if self.signal_sock is not None:
+            for s in self.signal_sock:
+                s.close()
+            self.signal_sock = None
+
+    # ------------------------------------------------------------------
+    # signals during the wait (main thread only)
+
+    cdef int _install_signal_wakeup(self) except -1:
+        cdef FdWatch w
+        if th_get_ident() != threading.main_thread().ident:
+            return 0
+        if self.signal_sock is None:
+            a, b = socket.socketpair()
+            a.setblocking(False)
+            b.setblocking(False)
+            self.signal_sock = (a, b)
+            w = FdWatch.__new__(FdWatch)
+            w.fd = a.fileno()
+            w.internal = True
+            self.signal_watch = w
+            self.watches[w.fd] = w
+            self.driver.set_interest(w, EV_READ)
+        try:
+            self.old_wakeup_fd = signal.set_wakeup_fd(
+                self.signal_sock[1].fileno(), warn_on_full_buffer=False)
+        except ValueError:
+            self.old_wakeup_fd = None
+        return 0
+
+    cdef int _uninstall_signal_wakeup(self) except -1:
+        if self.old_wakeup_fd is None:
+            return 0
+        old = self.old_wakeup_fd
+        self.old_wakeup_fd = None
+        try:
+            signal.set_wakeup_fd(old)
+        except ValueError:
+            pass
+        return 0
+
+    def _drain_signal_sock(self):
+        try:
+            while self.signal_sock[0].recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+        # The C-level handler only set a flag: run the Python handlers now,
+        # so Ctrl-C raises here even if no callback is ready.
+        PyErr_CheckSignals()
+
+    # ------------------------------------------------------------------
+    # futures and tasks
+
+    def create_future(self):
+        return aio_Future(loop=self)
+
+    def create_task(self, coro, *, name=None, context=None):
+        self._check_closed()
+        if self.task_factory is None:
+            task = aio_Task(coro, loop=self, name=name, context=context)
+            if task._source_traceback:
+                del task._source_traceback[-1]
+        else:
+            if context is None:
+                task = self.task_factory(self, coro)
+            else:
+                task = self.task_factory(self, coro, context=context)
+            if PY313:
+                task.set_name(name)
+            else:
+                aio_tasks._set_task_name(task, name)
+        return task
+
+    def set_task_factory(self, factory):
+        if factory is not None and not callable(factory):
+            raise TypeError('task factory must be a callable or None')
+        self.task_factory = factory
+
+    def get_task_factory(self):
+        return self.task_factory
+
+    @property
+    def _task_factory(self):
+        return self.task_factory
+
+    # ------------------------------------------------------------------
+    # errors
+
+    def get_exception_handler(self):
+        return self.exception_handler
+
+    def set_exception_handler(self, handler):
+        if handler is not None and not callable(handler):
+            raise TypeError(f'A callable object or None is expected, '
+                            f'got {handler!r}')
+        self.exception_handler = handler
+
+    @property
+    def _exception_handler(self):
+        return self.exception_handler
+
+    @property
+    def _current_handle(self):
+        return self.current_handle
+
+    def default_exception_handler(self, context):
+        """Log the context's message and details to the 'asyncio' logger,
+        exactly as asyncio's default handler does."""
+        message = context.get('message')
+        if not message:
+            message = 'Unhandled exception in event loop'
+        exception = context.get('exception')
+        if exception is not None:
+            exc_info = (type(exception), exception, exception.__traceback__)
+        else:
+            exc_info = False
+        if ('source_traceback' not in context
+                and self.current_handle is not None
+                and self.current_handle._source_traceback):
+            context['handle_traceback'] = self.current_handle._source_traceback
+        log_lines = [message]
+        for key in sorted(context):
+            if key in {'message', 'exception'}:
+                continue
+            value = context[key]
+            if key == 'source_traceback':
+                tb = ''.join(traceback.format_list(value))
+                value = 'Object created at (most recent call last):\n'
+                value += tb.rstrip()
+            elif key == 'handle_traceback':
+                tb = ''.join(traceback.format_list(value))
+                value = 'Handle created at (most recent call last):\n'
+                value += tb.rstrip()
+            else:
+                value = repr(value)
+            log_lines.append(f'{key}: {value}')
+        aio_logger.error('\n'.join(log_lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context):
+        if self.exception_handler is None:
+            try:
+                self.default_exception_handler(context)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                aio_logger.error('Exception in default exception handler',
+                                 exc_info=True)
+            return
+        try:
+            ctx = None
+            if PY312:
+                thing = context.get("task")
+                if thing is None:
+                    thing = context.get("future")
+                if thing is None:
+                    thing = context.get("handle")
+                if thing is not None and hasattr(thing, "get_context"):
+                    ctx = thing.get_context()
+            if ctx is not None and hasattr(ctx, "run"):
+                ctx.run(self.exception_handler, self, context)
+            else:
+                self.exception_handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            try:
+                self.default_exception_handler({
+                    'message': 'Unhandled error in exception handler',
+                    'exception': exc,
+                    'context': context,
+                })
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                aio_logger.error('Exception in default exception handler '
+                                 'while handling an unexpected error '
+                                 'in custom exception handler',
+                                 exc_info=True)
+
+    # ------------------------------------------------------------------
+    # async generators
+
+    def _asyncgen_finalizer_hook(self, agen):
+        self.asyncgens.discard(agen)
+        if not self.closed:
+            self.call_soon_threadsafe(self.create_task, agen.aclose())
+
+    def _asyncgen_firstiter_hook(self, agen):
+        if self.asyncgens_shutdown_called:
+            warnings.warn(
+                f"asynchronous generator {agen!r} was scheduled after "
+                f"loop.shutdown_asyncgens() call",
+                ResourceWarning, source=self)
+        self.asyncgens.add(agen)
+
+    async def shutdown_asyncgens(self):
+        """Shut down all active asynchronous generators."""
+        self.asyncgens_shutdown_called = True
+        if not len(self.asyncgens):
+            return
+        closing_agens = list(self.asyncgens)
+        self.asyncgens.clear()
+        results = await aio_tasks.gather(
+            *[ag.aclose() for ag in closing_agens], return_exceptions=True)
+        for result, agen in zip(results, closing_agens):
+            if isinstance(result, Exception):
+                self.call_exception_handler({
+                    'message': f'an error occurred during closing of '
+                               f'asynchronous generator {agen!r}',
+                    'exception': result,
+                    'asyncgen': agen,
+                })
+
+    # ------------------------------------------------------------------
+    # executors
+
+    def run_in_executor(self, executor, func, *args):
+        self._check_closed()
+        if self.debug:
+            self._check_callback(func, 'run_in_executor')
+        if executor is None:
+            executor = self._default_executor
+            if self.executor_shutdown_called:
+                raise RuntimeError(msg.EXECUTOR_SHUTDOWN)
+            if executor is None:
+                executor = cf_ThreadPoolExecutor(thread_name_prefix='asyncio')
+                self._default_executor = executor
+        return aio_wrap_future(executor.submit(func, *args), loop=self)
+
+    def set_default_executor(self, executor):
+        if not isinstance(executor, cf_ThreadPoolExecutor):
+            raise TypeError('executor must be ThreadPoolExecutor instance')
+        self._default_executor = executor
+
+    async def _shutdown_default_executor(self, timeout):
+        self.executor_shutdown_called = True
+        if self._default_executor is None:
+            return
+        future = self.create_future()
+        thread = threading.Thread(target=self._do_shutdown, args=(future,))
+        thread.start()
+        if not PY312:
+            try:
+                await future
+            finally:
+                thread.join()
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            warnings.warn("The executor did not finishing joining "
+                          f"its threads within {timeout} seconds.",
+                          RuntimeWarning, stacklevel=2)
+            self._default_executor.shutdown(wait=False)
+        else:
+            thread.join()
+
+    def _do_shutdown(self, future):
+        try:
+            self._default_executor.shutdown(wait=True)
+            if not self.closed:
+                self.call_soon_threadsafe(_set_result_unless_cancelled,
+                                          future, None)
+        except Exception as ex:
+            if not self.closed and not future.cancelled():
+                self.call_soon_threadsafe(future.set_exception, ex)
+
+    # ------------------------------------------------------------------
+    # DNS
+
+    async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
+        """Resolve in the default executor; numeric hosts (IPv6 scope ids
+        included) are resolved at once without a thread round trip."""
+        if _is_numeric_query(host, port):
+            try:
+                return sock_getaddrinfo(host, port, family, type, proto,
+                                        flags | socket.AI_NUMERICHOST)
+            except socket.gaierror:
+                pass  # not numeric after all: let the resolver decide
+        if self.debug:
+            return await self.run_in_executor(
+                None, self._getaddrinfo_debug, host, port, family, type,
+                proto, flags)
+        return await self.run_in_executor(
+            None, sock_getaddrinfo, host, port, family, type, proto, flags)
+
+    def _getaddrinfo_debug(self, host, port, family, type, proto, flags):
+        parts = [f"{host}:{port!r}"]
+        if family:
+            parts.append(f'family={family!r}')
+        if type:
+            parts.append(f'type={type!r}')
+        if proto:
+            parts.append(f'proto={proto!r}')
+        if flags:
+            parts.append(f'flags={flags!r}')
+        text = ', '.join(parts)
+        aio_logger.debug('Get address info %s', text)
+        t0 = monotonic()
+        addrinfo = sock_getaddrinfo(host, port, family, type, proto, flags)
+        dt = monotonic() - t0
+        text = f'Getting address info {text} took {dt * 1e3:.3f}ms: {addrinfo!r}'
+        if dt >= self.slow_callback_duration:
+            aio_logger.info(text)
+        else:
+            aio_logger.debug(text)
+        return addrinfo
+
+    async def getnameinfo(self, sockaddr, flags=0):
+        return await self.run_in_executor(None, sock_getnameinfo, sockaddr, flags)
+
+    # ------------------------------------------------------------------
+    # readiness callbacks
+
+    cdef FdWatch _watch_for(self, int fd, object fileobj):
+        cdef FdWatch w = self.watches.get(fd)
+        if w is None:
+            w = FdWatch.__new__(FdWatch)
+            w.fd = fd
+            w.fileobj = fileobj
+            self.watches[fd] = w
+        return w
+
+    cdef int _update_interest(self, FdWatch w) except -1:
+        cdef int mask = 0
+        if w.reader is not None:
+            mask |= EV_READ
+        if w.writer is not None:
+            mask |= EV_WRITE
+        try:
+            self.driver.set_interest(w, mask)
+        finally:
+            if w.mask == 0 and mask == 0:
+                if self.watches.get(w.fd) is w:
+                    del self.watches[w.fd]
+        return 0
+
+    cdef object _add_reader(self, object fileobj, object callback, tuple args):
+        self._check_closed()
+        cdef int fd = fileobj_to_fd(fileobj)
+        cdef Handle h = new_handle(self, callback, args, None)
+        cdef FdWatch w = self._watch_for(fd, fileobj)
+        if w.internal:
+            raise ValueError(f"fd {fd} is used by the event loop itself")
+        old = w.reader
+        w.reader = h
+        try:
+            self._update_interest(w)
+        except BaseException:
+            w.reader = old
+            if old is None and w.writer is None and self.watches.get(fd) is w:
+                del self.watches[fd]
+            raise
+        if old is not None:
+            (<Handle>old).cancel()
+        return h
+
+    cdef object _add_writer(self, object fileobj, object callback, tuple args):
+        self._check_closed()
+        cdef int fd = fileobj_to_fd(fileobj)
+        cdef Handle h = new_handle(self, callback, args, None)
+        cdef FdWatch w = self._watch_for(fd, fileobj)
+        if w.internal:
+            raise ValueError(f"fd {fd} is used by the event loop itself")
+        old = w.writer
+        w.writer = h
+        try:
+            self._update_interest(w)
+        except BaseException:
+            w.writer = old
+            if old is None and w.reader is None and self.watches.get(fd) is w:
+                del self.watches[fd]
+            raise
+        if old is not None:
+            (<Handle>old).cancel()
+        return h
+
+    cdef bint _remove_reader(self, object fileobj) except -1:
+        if self.closed:
+            return False
+        cdef int fd = fileobj_to_fd(fileobj)
+        cdef FdWatch w = self.watches.get(fd)
+        if w is None or w.internal:
+            return False
+        old = w.reader
+        w.reader = None
+        self._update_interest(w)
+        if old is not None:
+            (<Handle>old).cancel()
+            return True
+        return False
+
+    cdef bint _remove_writer(self, object fileobj) except -1:
+        if self.closed:
+            return False
+        cdef int fd = fileobj_to_fd(fileobj)
+        cdef FdWatch w = self.watches.get(fd)
+        if w is None or w.internal:
+            return False
+        old = w.writer
+        w.writer = None
+        self._update_interest(w)
+        if old is not None:
+            (<Handle>old).cancel()
+            return True
+        return False
+
+    def add_reader(self, fd, callback, *args):
+        """Call callback(*args) whenever fd is readable."""
+        self._ensure_fd_no_transport(fd)
+        self._add_reader(fd, callback, args)
+
+    def remove_reader(self, fd):
+        """Stop watching fd for reading; True if a reader was removed."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_reader(fd)
+
+    def add_writer(self, fd, callback, *args):
+        """Call callback(*args) whenever fd is writable."""
+        self._ensure_fd_no_transport(fd)
+        self._add_writer(fd, callback, args)
+
+    def remove_writer(self, fd):
+        """Stop watching fd for writing; True if a writer was removed."""
+        self._ensure_fd_no_transport(fd)
+        return self._remove_writer(fd)
+
+    def _ensure_fd_no_transport(self, fd):
+        # Transports (a later milestone) register their fds here so that a
+        # user's add_reader cannot steal a transport's fd, as in asyncio.
+        pass
+
+    # ------------------------------------------------------------------
+    # low-level socket operations (readiness-based: try the syscall first,
+    # wait for readiness only on EAGAIN)
+
+    cdef int _check_sock(self, object sock) except -1:
+        check_ssl_socket(sock)
+        if self.debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        return 0
+
+    def _sock_read_done(self, fd, fut, handle=None):
+        if handle is None or not handle.cancelled():
+            self.remove_reader(fd)
+
+    def _sock_write_done(self, fd, fut, handle=None):
+        if handle is None or not handle.cancelled():
+            self.remove_writer(fd)
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from the non-blocking socket sock."""
+        self._check_sock(sock)
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = aio_Future(loop=self)
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recv, (fut, sock, n))
+        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
+        return await fut
+
+    def _sock_recv(self, fut, sock, n):
+        if fut.done():
+            return
+        try:
+            data = sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(data)
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive into buf; return the number of bytes received."""
+        self._check_sock(sock)
+        try:
+            return sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = aio_Future(loop=self)
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recv_into, (fut, sock, buf))
+        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
+        return await fut
+
+    def _sock_recv_into(self, fut, sock, buf):
+        if fut.done():
+            return
+        try:
+            nbytes = sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(nbytes)
+
+    async def sock_recvfrom(self, sock, bufsize):
+        """Receive a datagram of up to bufsize bytes: (data, address)."""
+        self._check_sock(sock)
+        try:
+            return sock.recvfrom(bufsize)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = aio_Future(loop=self)
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recvfrom, (fut, sock, bufsize))
+        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
+        return await fut
+
+    def _sock_recvfrom(self, fut, sock, bufsize):
+        if fut.done():
+            return
+        try:
+            result = sock.recvfrom(bufsize)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        """Receive a datagram into buf: (nbytes, address)."""
+        self._check_sock(sock)
+        if not nbytes:
+            nbytes = len(buf)
+        try:
+            return sock.recvfrom_into(buf, nbytes)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = aio_Future(loop=self)
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_reader(fd, self._sock_recvfrom_into,
+                                  (fut, sock, buf, nbytes))
+        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
+        return await fut
+
+    def _sock_recvfrom_into(self, fut, sock, buf, bufsize):
+        if fut.done():
+            return
+        try:
+            result = sock.recvfrom_into(buf, bufsize)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    async def sock_sendall(self, sock, data):
+        """Send all of data; None on success, the error otherwise (how much
+        was sent is then unknown, as in asyncio)."""
+        self._check_sock(sock)
+        try:
+            n = sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        if n == len(data):
+            return
+        fut = aio_Future(loop=self)
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, self._sock_sendall,
+                                  (fut, sock, memoryview(data), [n]))
+        fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
+        return await fut
+
+    def _sock_sendall(self, fut, sock, view, pos):
+        if fut.done():
+            return
+        start = pos[0]
+        try:
+            n = sock.send(view[start:])
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+            return
+        start += n
+        if start == len(view):
+            fut.set_result(None)
+        else:
+            pos[0] = start
+
+    async def sock_sendto(self, sock, data, address):
+        """Send a datagram to address; return the number of bytes sent."""
+        self._check_sock(sock)
+        try:
+            return sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            pass
+        fut = aio_Future(loop=self)
+        fd = sock.fileno()
+        self._ensure_fd_no_transport(fd)
+        handle = self._add_writer(fd, self._sock_sendto, (fut, sock, data, address))
+        fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
+        return await fut
+
+    def _sock_sendto(self, fut, sock, data, address):
+        if fut.done():
+            return
+        try:
+            n = sock.sendto(data, address)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(n)
+
+    async def sock_connect(self, sock, address):
+        """Connect sock to address (resolved first for IP families)."""
+        self._check_sock(sock)
+        if sock.family == socket.AF_INET or (
+                socket.has_ipv6 and sock.family == socket.AF_INET6):
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto)
+            address = resolved[0][4]
+        fut = aio_Future(loop=self)
+        self._sock_connect(fut, sock, address)
+        try:
+            return await fut
+        finally:
+            fut = None
+
+    def _sock_connect(self, fut, sock, address):
+        fd = sock.fileno()
+        try:
+            sock.connect(address)
+        except (BlockingIOError, InterruptedError):
+            self._ensure_fd_no_transport(fd)
+            handle = self._add_writer(fd, self._sock_connect_cb, (fut, sock, address))
+            fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
+        finally:
+            fut = None
+
+    def _sock_connect_cb(self, fut, sock, address):
+        if fut.done():
+            return
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err != 0:
+                raise OSError(err, f'Connect call failed {address}')
+        except (BlockingIOError, InterruptedError):
+            pass
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(None)
+        finally:
+            fut = None
+
+    async def _ensure_resolved(self, address, *, family=0, type=socket.SOCK_STREAM,
+                               proto=0, flags=0):
+        host, port = address[:2]
+        info = _ipaddr_info(host, port, family, type, proto, *address[2:])
+        if info is not None:
+            return [info]
+        return await self.getaddrinfo(host, port, family=family, type=type,
+                                      proto=proto, flags=flags)
+
+    async def sock_accept(self, sock):
+        """Accept a connection: (conn, address), conn non-blocking."""
+        self._check_sock(sock)
+        fut = aio_Future(loop=self)
+        self._sock_accept(fut, sock)
+        return await fut
+
+    def _sock_accept(self, fut, sock):
+        fd = sock.fileno()
+        try:
+            conn, address = sock.accept()
+            conn.setblocking(False)
+        except (BlockingIOError, InterruptedError):
+            self._ensure_fd_no_transport(fd)
+            handle = self._add_reader(fd, self._sock_accept, (fut, sock))
+            fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            fut.set_exception(exc)
+        else:
+            fut.set_result((conn, address))
+
+    # -- sendfile -------------------------------------------------------
+
+    async def sock_sendfile(self, sock, file, offset=0, count=None, *, fallback=True):
+        """Send a file with os.sendfile (zero-copy); fall back to reading
+        the file in the executor where that is impossible and fallback is
+        true."""
+        if self.debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        _check_sendfile_params(sock, file, offset, count)
+        try:
+            return await self._sock_sendfile_native(sock, file, offset, count)
+        except aio_SendfileNotAvailableError:
+            if not fallback:
+                raise
+        return await self._sock_sendfile_fallback(sock, file, offset, count)
+
+    async def _sock_sendfile_native(self, sock, file, offset, count):
+        if not hasattr(os, "sendfile"):
+            raise aio_SendfileNotAvailableError("os.sendfile() is not available")
+        try:
+            fileno = file.fileno()
+        except (AttributeError, io.UnsupportedOperation):
+            raise aio_SendfileNotAvailableError("not a regular file")
+        try:
+            fsize = os.fstat(fileno).st_size
+        except OSError:
+            raise aio_SendfileNotAvailableError("not a regular file")
+        blocksize = count if count else fsize
+        if not blocksize:
+            return 0
+        fut = aio_Future(loop=self)
+        self._sock_sendfile_step(fut, None, sock, fileno, offset, count,
+                                 blocksize, 0)
+        return await fut
+
+    def _sock_sendfile_step(self, fut, registered_fd, sock, fileno, offset,
+                            count, blocksize, total_sent):
+        fd = sock.fileno()
+        if registered_fd is not None:
+            # Remove the writer first: an exception below must not leave it.
+            self.remove_writer(registered_fd)
+        if fut.cancelled():
+            self._sock_sendfile_update_filepos(fileno, offset, total_sent)
+            return
+        if count:
+            blocksize = count - total_sent
+            if blocksize <= 0:
+                self._sock_sendfile_update_filepos(fileno, offset, total_sent)
+                fut.set_result(total_sent)
+                return
+        try:
+            sent = os.sendfile(fd, fileno, offset, blocksize)
+        except (BlockingIOError, InterruptedError):
+            if registered_fd is None:
+                self._sock_add_cancellation_callback(fut, sock)
+            self._add_writer(fd, self._sock_sendfile_step,
+                             (fut, fd, sock, fileno, offset, count, blocksize,
+                              total_sent))
+        except OSError as exc:
+            if (registered_fd is not None and exc.errno == _errno.ENOTCONN
+                    and type(exc) is not ConnectionError):
+                new_exc = ConnectionError("socket is not connected", _errno.ENOTCONN)
+                new_exc.__cause__ = exc
+                exc = new_exc
+            if total_sent == 0:
+                err = aio_SendfileNotAvailableError("os.sendfile call failed")
+                self._sock_sendfile_update_filepos(fileno, offset, total_sent)
+                fut.set_exception(err)
+            else:
+                self._sock_sendfile_update_filepos(fileno, offset, total_sent)
+                fut.set_exception(exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._sock_sendfile_update_filepos(fileno, offset, total_sent)
+            fut.set_exception(exc)
+        else:
+            if sent == 0:
+                # EOF
+                self._sock_sendfile_update_filepos(fileno, offset, total_sent)
+                fut.set_result(total_sent)
+            else:
+                offset += sent
+                total_sent += sent
+                if registered_fd is None:
+                    self._sock_add_cancellation_callback(fut, sock)
+                self._add_writer(fd, self._sock_sendfile_step,
+                                 (fut, fd, sock, fileno, offset, count,
+                                  blocksize, total_sent))
+
+    def _sock_sendfile_update_filepos(self, fileno, offset, total_sent):
+        if total_sent > 0:
+            os.lseek(fileno, offset, os.SEEK_SET)
+
+    def _sock_add_cancellation_callback(self, fut, sock):
+        def cb(fut):
+            if fut.cancelled():
+                fd = sock.fileno()
+                if fd != -1:
+                    self.remove_writer(fd)
+        fut.add_done_callback(cb)
+
+    async def _sock_sendfile_fallback(self, sock, file, offset, count):
+        if offset:
+            file.seek(offset)
+        bufsize = aio_constants.SENDFILE_FALLBACK_READBUFFER_SIZE
+        blocksize = min(count, bufsize) if count else bufsize
+        buf = bytearray(blocksize)
+        total_sent = 0
+        try:
+            while True:
+                if count:
+                    blocksize = min(count - total_sent, blocksize)
+                    if blocksize <= 0:
+                        break
+                view = memoryview(buf)[:blocksize]
+                read = await self.run_in_executor(None, file.readinto, view)
+                if not read:
+                    break
+                await self.sock_sendall(sock, view[:read])
+                total_sent += read
+            return total_sent
+        finally:
+            if total_sent > 0 and hasattr(file, 'seek'):
+                file.seek(offset + total_sent)
+
+    # ------------------------------------------------------------------
+    # introspection
+
+    def statistics(self):
+        """What the loop has done: driver, iterations, callbacks run, I/O
+        events, seconds spent blocked in the poll, thread wake-ups."""
+        info = self.driver.info() if self.driver is not None else {}
+        info.update({
+            "driver": self.driver.name if self.driver is not None else None,
+            "wakeup": self.waker.kind if self.waker is not None else None,
+            "portable": self.portable,
+            "iterations": self.stat_iterations,
+            "callbacks": self.stat_callbacks,
+            "io_events": self.stat_io_events,
+            "poll_time": self.stat_poll_time,
+            "thread_wakeups": self.stat_wakeups,
+            "watched_fds": sum(1 for w in self.watches.values()
+                               if not (<FdWatch>w).internal),
+            "timers": len(self.scheduled),
+            "ready": len(self.ready),
+        })
+        return info
+
+    def __repr__(self):
+        return (f'<{type(self).__name__} running={self.is_running()} '
+                f'closed={self.is_closed()} debug={self.get_debug()}>')
+
+
+# ----------------------------------------------------------------------
+# module helpers
+
+
+def _run_until_complete_cb(fut):
+    if not fut.cancelled():
+        exc = fut.exception()
+        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+            # Issue #22429: run_forever() already finished, no need to stop.
+            return
+    fut.get_loop().stop()
+
+
+def _set_result_unless_cancelled(fut, result):
+    if fut.cancelled():
+        return
+    fut.set_result(result)
+
+
+def _format_handle(handle):
+    cb = handle._callback
+    if isinstance(getattr(cb, '__self__', None), aio_Task):
+        return repr(cb.__self__)
+    return str(handle)
+
+
+def _check_sendfile_params(sock, file, offset, count):
+    if 'b' not in getattr(file, 'mode', 'b'):
+        raise ValueError("file should be opened in binary mode")
+    if not sock.type == socket.SOCK_STREAM:
+        raise ValueError("only SOCK_STREAM type sockets are supported")
+    if count is not None:
+        if not isinstance(count, int):
+            raise TypeError(
+                "count must be a positive integer (got {!r})".format(count))
+        if count <= 0:
+            raise ValueError(
+                "count must be a positive integer (got {!r})".format(count))
+    if not isinstance(offset, int):
+        raise TypeError(
+            "offset must be a non-negative integer (got {!r})".format(offset))
+    if offset < 0:
+        raise ValueError(
+            "offset must be a non-negative integer (got {!r})".format(offset))
+
+
+cdef str _NUMERIC_CHARS = "0123456789abcdefABCDEF.:"
+
+
+def _is_numeric_query(host, port):
+    """True when getaddrinfo(host, port) needs neither DNS nor a services
+    lookup: host None or an IP literal (optionally with a %scope), port None,
+    an int or digits."""
+    if port is not None and not isinstance(port, int):
+        if isinstance(port, bytes):
+            port = port.decode('ascii', 'replace')
+        if not (isinstance(port, str) and port.isdigit()):
+            return False
+    if host is None:
+        return True
+    if isinstance(host, bytes):
+        try:
+            host = host.decode('ascii')
+        except UnicodeDecodeError:
+            return False
+    if not isinstance(host, str) or not host:
+        return False
+    addr = host.partition('%')[0]
+    if not addr:
+        return False
+    for ch in addr:
+        if ch not in _NUMERIC_CHARS:
+            return False
+    return True
+
+
+def _ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):
+    # Resolve an (IP literal, numeric port) pair without getaddrinfo, as
+    # asyncio does for sock_connect; None means "ask the resolver".
+    if not hasattr(socket, 'inet_pton'):
+        return None
+    if proto not in {0, socket.IPPROTO_TCP, socket.IPPROTO_UDP} or host is None:
+        return None
+    if type == socket.SOCK_STREAM:
+        proto = socket.IPPROTO_TCP
+    elif type == socket.SOCK_DGRAM:
+        proto = socket.IPPROTO_UDP
+    else:
+        return None
+    if port is None:
+        port = 0
+    elif isinstance(port, bytes) and port == b'':
+        port = 0
+    elif isinstance(port, str) and port == '':
+        port = 0
+    else:
+        try:
+            port = int(port)
+        except (TypeError, ValueError):
+            return None
+    if family == socket.AF_UNSPEC:
+        afs = [socket.AF_INET]
+        if socket.has_ipv6:
+            afs.append(socket.AF_INET6)
+    else:
+        afs = [family]
+    if isinstance(host, bytes):
+        host = host.decode('idna')
+    if '%' in host:
+        # Scope ids need getaddrinfo to be parsed.
+        return None
+    for af in afs:
+        try:
+            socket.inet_pton(af, host)
+            if socket.has_ipv6 and af == socket.AF_INET6:
+                return af, type, proto, '', (host, port, flowinfo, scopeid)
+            else:
+                return af, type, proto, '', (host, port)
+        except OSError:
+            pass
+    return None

@@ -1,0 +1,36 @@
+/* Stand-ins for Linux-only headers, so ringloop compiles on other POSIX
+ * systems.  There the native epoll driver and eventfd report themselves
+ * unavailable at run time and the loop uses the selectors driver and a
+ * self-pipe instead (see docs/architecture.md). */
+#ifndef RINGLOOP_COMPAT_H
+#define RINGLOOP_COMPAT_H
+
+#include <errno.h>
+
+#if defined(__linux__)
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#define RINGLOOP_HAVE_EPOLL 1
+#define RINGLOOP_HAVE_EVENTFD 1
+#else
+#define RINGLOOP_HAVE_EPOLL 0
+#define RINGLOOP_HAVE_EVENTFD 0
+typedef union epoll_data { void *ptr; int fd; unsigned int u32; unsigned long long u64; } epoll_data_t;
+struct epoll_event { unsigned int events; epoll_data_t data; };
+#define EPOLLIN 0x001
+#define EPOLLOUT 0x004
+#define EPOLLERR 0x008
+#define EPOLLHUP 0x010
+#define EPOLL_CTL_ADD 1
+#define EPOLL_CTL_DEL 2
+#define EPOLL_CTL_MOD 3
+#define EPOLL_CLOEXEC 0
+#define EFD_CLOEXEC 0
+#define EFD_NONBLOCK 0
+static inline int epoll_create1(int f) { (void)f; errno = ENOSYS; return -1; }
+static inline int epoll_ctl(int a, int b, int c, struct epoll_event *d) { (void)a; (void)b; (void)c; (void)d; errno = ENOSYS; return -1; }
+static inline int epoll_wait(int a, struct epoll_event *b, int c, int d) { (void)a; (void)b; (void)c; (void)d; errno = ENOSYS; return -1; }
+static inline int eventfd(unsigned int a, int b) { (void)a; (void)b; errno = ENOSYS; return -1; }
+#endif
+
+#endif
