@@ -24,7 +24,7 @@ cdef object _extract_stack = _fh.extract_stack
 cdef object _getframe = sys._getframe
 
 
-@cython.freelist(256)
+@cython.freelist(1024)
 cdef class Handle:
     def __init__(self, *args, **kwargs):
         raise TypeError("ringloop handles are created by the event loop")

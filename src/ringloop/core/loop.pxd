@@ -43,6 +43,7 @@ cdef class CoreLoop:
         object signal_sock       # socketpair for signal.set_wakeup_fd (main thread)
         FdWatch signal_watch
         object old_wakeup_fd
+        dict signal_handlers     # signum -> Handle (add_signal_handler)
         bint portable
 
         # --- statistics ---------------------------------------------------
@@ -73,6 +74,7 @@ cdef class CoreLoop:
     cdef object _add_writer(self, object fileobj, object callback, tuple args)
     cdef bint _remove_reader(self, object fileobj) except -1
     cdef bint _remove_writer(self, object fileobj) except -1
+    cdef int _ensure_signal_sock(self) except -1
     cdef int _install_signal_wakeup(self) except -1
     cdef int _uninstall_signal_wakeup(self) except -1
     cdef int _check_sock(self, object sock) except -1

@@ -146,6 +146,7 @@ cdef class CoreLoop:
         self.polling = False
         self.wake_pending = False
         self.old_wakeup_fd = None
+        self.signal_handlers = {}
         self.origin_tracking_enabled = False
 
     def __init__(self, selector=None):
@@ -305,22 +306,24 @@ cdef class CoreLoop:
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError('delay must not be None')
-        cdef double d = delay
-        return self._call_at_checked(monotonic() + d, callback, args, context,
-                                     'call_at')
-
-    def call_at(self, when, callback, *args, context=None):
-        if when is None:
-            raise TypeError("when cannot be None")
-        return self._call_at_checked(when, callback, args, context, 'call_at')
-
-    def _call_at_checked(self, double when, callback, tuple args, context, str method):
+        cdef double when = monotonic() + <double>delay
         if self.closed:
             raise RuntimeError(msg.LOOP_CLOSED)
         if self.debug:
             self._check_thread()
-            self._check_callback(callback, method)
+            self._check_callback(callback, 'call_at')
         return self._call_at(when, callback, args, context)
+
+    def call_at(self, when, callback, *args, context=None):
+        if when is None:
+            raise TypeError("when cannot be None")
+        cdef double w = when
+        if self.closed:
+            raise RuntimeError(msg.LOOP_CLOSED)
+        if self.debug:
+            self._check_thread()
+            self._check_callback(callback, 'call_at')
+        return self._call_at(w, callback, args, context)
 
     cdef TimerHandle _call_at(self, double when, object callback, tuple args,
                               object context):
@@ -619,6 +622,15 @@ cdef class CoreLoop:
         if executor is not None:
             self._default_executor = None
             executor.shutdown(wait=False)
+        if self.signal_handlers:
+            if not sys.is_finalizing():
+                for sig in list(self.signal_handlers):
+                    self.remove_signal_handler(sig)
+            else:
+                warnings.warn(f"Closing the loop {self!r} on interpreter shutdown "
+                              f"stage, skipping signal handlers removal",
+                              ResourceWarning, source=self)
+                self.signal_handlers.clear()
         self._close_io()
 
     def _close_io(self):
@@ -642,21 +654,29 @@ cdef class CoreLoop:
     # ------------------------------------------------------------------
     # signals during the wait (main thread only)
 
-    cdef int _install_signal_wakeup(self) except -1:
+    cdef int _ensure_signal_sock(self) except -1:
         cdef FdWatch w
+        if self.signal_sock is not None:
+            return 0
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        self.signal_sock = (a, b)
+        w = FdWatch.__new__(FdWatch)
+        w.fd = a.fileno()
+        w.internal = True
+        self.signal_watch = w
+        self.watches[w.fd] = w
+        self.driver.set_interest(w, EV_READ)
+        return 0
+
+    cdef int _install_signal_wakeup(self) except -1:
+        # While the loop runs in the main thread, Python's C signal handler
+        # writes the signal number to our socket, so a signal delivered to
+        # any thread wakes the poll at once.
         if th_get_ident() != threading.main_thread().ident:
             return 0
-        if self.signal_sock is None:
-            a, b = socket.socketpair()
-            a.setblocking(False)
-            b.setblocking(False)
-            self.signal_sock = (a, b)
-            w = FdWatch.__new__(FdWatch)
-            w.fd = a.fileno()
-            w.internal = True
-            self.signal_watch = w
-            self.watches[w.fd] = w
-            self.driver.set_interest(w, EV_READ)
+        self._ensure_signal_sock()
         try:
             self.old_wakeup_fd = signal.set_wakeup_fd(
                 self.signal_sock[1].fileno(), warn_on_full_buffer=False)
@@ -669,6 +689,11 @@ cdef class CoreLoop:
             return 0
         old = self.old_wakeup_fd
         self.old_wakeup_fd = None
+        if self.signal_handlers:
+            # add_signal_handler() keeps the wake-up fd pointed at this loop,
+            # as asyncio does: signals that arrive while the loop is stopped
+            # wait in the socket and are handled when it runs again.
+            return 0
         try:
             signal.set_wakeup_fd(old)
         except ValueError:
@@ -677,13 +702,93 @@ cdef class CoreLoop:
 
     def _drain_signal_sock(self):
         try:
-            while self.signal_sock[0].recv(4096):
-                pass
+            while True:
+                data = self.signal_sock[0].recv(4096)
+                if not data:
+                    break
+                for signum in data:
+                    if signum:
+                        self._handle_signal(signum)
         except (BlockingIOError, InterruptedError):
             pass
         # The C-level handler only set a flag: run the Python handlers now,
         # so Ctrl-C raises here even if no callback is ready.
         PyErr_CheckSignals()
+
+    def _handle_signal(self, sig):
+        handle = self.signal_handlers.get(sig)
+        if handle is None:
+            return
+        if (<Handle>handle).cancelled_:
+            self.remove_signal_handler(sig)
+        else:
+            self.ready.append(handle)
+
+    def _check_signal(self, sig):
+        if not isinstance(sig, int):
+            raise TypeError(f'sig must be an int, not {sig!r}')
+        if sig not in signal.valid_signals():
+            raise ValueError(f'invalid signal number {sig}')
+
+    def add_signal_handler(self, sig, callback, *args):
+        """Call callback(*args) from the loop when signal sig arrives
+        (main thread only, as in asyncio)."""
+        if aio_iscoroutine(callback) or aio_iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        self._check_signal(sig)
+        self._check_closed()
+        self._ensure_signal_sock()
+        try:
+            # set_wakeup_fd() raises ValueError outside the main thread.
+            prev = signal.set_wakeup_fd(self.signal_sock[1].fileno(),
+                                        warn_on_full_buffer=False)
+        except (ValueError, OSError) as exc:
+            raise RuntimeError(str(exc))
+        handle = new_handle(self, callback, args, None)
+        self.signal_handlers[sig] = handle
+        try:
+            # A Python-level no-op handler makes Python write the signal
+            # number to the wake-up fd; SA_RESTART limits EINTR elsewhere.
+            signal.signal(sig, _sighandler_noop)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            del self.signal_handlers[sig]
+            if not self.signal_handlers and self.thread_id is None:
+                try:
+                    signal.set_wakeup_fd(-1)
+                except (ValueError, OSError) as nexc:
+                    aio_logger.info('set_wakeup_fd(-1) failed: %s', nexc)
+            if exc.errno == _errno.EINVAL:
+                raise RuntimeError(f'sig {sig:d} cannot be caught')
+            raise
+
+    def remove_signal_handler(self, sig):
+        """Remove the handler for sig; True if there was one."""
+        self._check_signal(sig)
+        try:
+            del self.signal_handlers[sig]
+        except KeyError:
+            return False
+        if sig == signal.SIGINT:
+            handler = signal.default_int_handler
+        else:
+            handler = signal.SIG_DFL
+        try:
+            signal.signal(sig, handler)
+        except OSError as exc:
+            if exc.errno == _errno.EINVAL:
+                raise RuntimeError(f'sig {sig:d} cannot be caught')
+            raise
+        if not self.signal_handlers and self.thread_id is None:
+            try:
+                signal.set_wakeup_fd(-1)
+            except (ValueError, OSError) as exc:
+                aio_logger.info('set_wakeup_fd(-1) failed: %s', exc)
+        return True
+
+    @property
+    def _signal_handlers(self):
+        return self.signal_handlers
 
     # ------------------------------------------------------------------
     # futures and tasks
@@ -1504,6 +1609,12 @@ cdef class CoreLoop:
 
 # ----------------------------------------------------------------------
 # module helpers
+
+
+def _sighandler_noop(signum, frame):
+    """Dummy signal handler: Python writes the signal number to the loop's
+    wake-up socket, and the loop calls the registered callback."""
+    pass
 
 
 def _run_until_complete_cb(fut):
