@@ -13,6 +13,14 @@ cdef class Handle:
         double when_
         unsigned long long seq   # FIFO order among equal deadlines
         bint scheduled           # still in the loop's heap
+        # Loop-owned handles (call_soon*, call_later/at) are kept out of the
+        # cyclic GC while queued: the loop owns them, so they cannot be part
+        # of unreachable garbage, and scanning thousands of pending handles
+        # dominated the cost of bursts.  handle_release() puts a handle back
+        # under the GC when the loop lets go while anyone else still holds it.
+        # (Only our own type: CPython's context objects must never die
+        # untracked, their dealloc assumes they are tracked.)
+        bint untracked
 
     cdef int run(self) except -1
     cdef int _report(self, exc) except -1
@@ -23,6 +31,8 @@ cdef class TimerHandle(Handle):
 
 
 cdef Handle new_handle(object loop, object callback, tuple args, object context)
+cdef Handle new_owned_handle(object loop, object callback, tuple args, object context)
+cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context)
 cdef bint timer_lt(TimerHandle a, TimerHandle b)

@@ -214,6 +214,40 @@ cdef Handle new_handle(object loop, object callback, tuple args, object context)
     return h
 
 
+cdef extern from "Python.h":
+    void PyObject_GC_Track(void *op)
+    void PyObject_GC_UnTrack(void *op)
+    int PyObject_GC_IsTracked(object op)
+    Py_ssize_t Py_REFCNT(object op)
+
+
+cdef Handle new_owned_handle(object loop, object callback, tuple args, object context):
+    """A handle the loop owns until it runs: kept out of the cyclic GC."""
+    cdef Handle h = Handle.__new__(Handle)
+    h.callback = callback
+    h.args = args
+    h.loop = loop
+    if context is None:
+        h.context = PyContext_CopyCurrent()
+    else:
+        h.context = context
+    PyObject_GC_UnTrack(<void *>h)
+    h.untracked = True
+    return h
+
+
+cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept:
+    """The loop is about to drop h; loop_refs is how many references the
+    loop itself holds right now.  Anything more is someone else's: put the
+    handle (and its context copy) back under the cyclic GC."""
+    if not h.untracked:
+        return
+    if Py_REFCNT(h) > loop_refs:
+        h.untracked = False
+        if not PyObject_GC_IsTracked(h):
+            PyObject_GC_Track(<void *>h)
+
+
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context):
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
@@ -225,6 +259,8 @@ cdef TimerHandle new_timer(object loop, double when, object callback, tuple args
         h.context = PyContext_CopyCurrent()
     else:
         h.context = context
+    PyObject_GC_UnTrack(<void *>h)
+    h.untracked = True
     return h
 
 

@@ -36,6 +36,7 @@ cdef class CoreLoop:
         # --- I/O --------------------------------------------------------
         Driver driver
         dict watches             # fd -> FdWatch
+        int internal_watches     # how many of them are the loop's own fds
         Waker waker
         FdWatch waker_watch
         bint polling             # inside driver.poll() (GIL released)

@@ -4,9 +4,17 @@ DNS and the readiness-based sock_* methods, over a pluggable I/O driver."""
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from cpython.object cimport PyObject
+
+cdef extern from "Python.h":
+    # Declared here so that NULL (delete the slice) can be passed.
+    int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high,
+                        PyObject *itemlist) except -1
+from cpython.dict cimport PyDict_Size
 
 from ringloop.core.handles cimport (
-    Handle, TimerHandle, new_handle, new_timer, timer_lt,
+    Handle, TimerHandle, new_handle, new_owned_handle, new_timer, timer_lt,
+    handle_release,
 )
 from ringloop.drivers.base cimport (
     Driver, FdWatch, Waker, make_waker, EV_READ, EV_WRITE,
@@ -109,9 +117,9 @@ cdef inline int check_ssl_socket(sock) except -1:
 
 
 def _debug_mode_default():
-    return bool(sys.flags.dev_mode or (
-        not sys.flags.ignore_environment
-        and os.environ.get('PYTHONASYNCIODEBUG')))
+    # asyncio's own rule (-X dev, or PYTHONASYNCIODEBUG unless -E), looked up
+    # at each loop creation so that whatever asyncio decides, we decide.
+    return bool(aio_coroutines._is_debug_mode())
 
 
 def _portable_requested():
@@ -164,6 +172,7 @@ cdef class CoreLoop:
         w.internal = True
         self.waker_watch = w
         self.watches[w.fd] = w
+        self.internal_watches = 1
         w.mask = 0
         self.driver.set_interest(w, EV_READ)
 
@@ -278,7 +287,7 @@ cdef class CoreLoop:
         return self._call_soon(callback, args, context)
 
     cdef Handle _call_soon(self, object callback, tuple args, object context):
-        cdef Handle h = new_handle(self, callback, args, context)
+        cdef Handle h = new_owned_handle(self, callback, args, context)
         if self.debug:
             h.source_traceback = aio_extract_stack(sys_getframe(0))
         self.ready.append(h)
@@ -399,7 +408,8 @@ cdef class CoreLoop:
         cdef Py_ssize_t nsched = PyList_GET_SIZE(self.scheduled)
         cdef TimerHandle t
         cdef list keep
-        cdef double timeout, end_time, t0
+        cdef double timeout, t0
+        cdef double end_time = 0
         cdef int n
 
         if (nsched > MIN_SCHEDULED_TIMER_HANDLES
@@ -408,6 +418,7 @@ cdef class CoreLoop:
             for t in self.scheduled:
                 if t.cancelled_:
                     t.scheduled = False
+                    handle_release(t, 2)    # the old heap + t
                 else:
                     keep.append(t)
             self.scheduled = keep
@@ -421,6 +432,7 @@ cdef class CoreLoop:
                 self.timer_cancelled_count -= 1
                 self._heap_pop()
                 t.scheduled = False
+                handle_release(t, 1)        # t only
 
         if PyList_GET_SIZE(self.ready) or self.stopping:
             timeout = 0
@@ -443,12 +455,19 @@ cdef class CoreLoop:
             finally:
                 self.polling = False
                 self.stat_poll_time += monotonic() - t0
-        else:
+        elif (PyDict_Size(self.watches) > self.internal_watches
+                or self.signal_handlers):
             n = self.driver.poll(0)
+        else:
+            # Callbacks are ready and no user fd or signal handler is
+            # watched: nothing a zero-timeout poll could report matters now
+            # (a pending thread wake-up is drained by the next blocking poll).
+            n = 0
         if n:
             self._process_io(n)
 
-        end_time = monotonic() + self.clock_resolution
+        if PyList_GET_SIZE(self.scheduled):
+            end_time = monotonic() + self.clock_resolution
         while PyList_GET_SIZE(self.scheduled):
             t = <TimerHandle>PyList_GET_ITEM(self.scheduled, 0)
             if t.when_ >= end_time:
@@ -499,19 +518,21 @@ cdef class CoreLoop:
         # Double buffer: callbacks scheduled while these run go to the other
         # list and wait for the next iteration, as in asyncio.
         self.ready = self.ready_spare
+        # handle_release(h, 2): the loop's references are todo's and h's.
         try:
             if not self.debug:
                 while i < n:
                     h = <Handle>PyList_GET_ITEM(todo, i)
                     i += 1
-                    if h.cancelled_:
-                        continue
-                    h.run()
+                    if not h.cancelled_:
+                        h.run()
+                    handle_release(h, 2)
             else:
                 while i < n:
                     h = <Handle>PyList_GET_ITEM(todo, i)
                     i += 1
                     if h.cancelled_:
+                        handle_release(h, 2)
                         continue
                     self.current_handle = h
                     try:
@@ -523,16 +544,18 @@ cdef class CoreLoop:
                                                _format_handle(h), dt)
                     finally:
                         self.current_handle = None
+                    handle_release(h, 2)
         except BaseException:
+            handle_release(h, 2)
             # KeyboardInterrupt/SystemExit from a callback: what did not run
             # yet runs first on the next iteration.
             rest = todo[i:]
-            del todo[:]
+            PyList_SetSlice(todo, 0, n, NULL)
             self.stat_callbacks += i
             self.ready[0:0] = rest
             self.ready_spare = todo
             raise
-        del todo[:]
+        PyList_SetSlice(todo, 0, n, NULL)
         self.ready_spare = todo
         self.stat_callbacks += n
         return 0
@@ -614,8 +637,8 @@ cdef class CoreLoop:
         if self.debug:
             aio_logger.debug("Close %r", self)
         self.closed = True
-        del self.ready[:]
-        del self.scheduled[:]
+        _release_all(self.ready)
+        _release_all(self.scheduled)
         self.timer_cancelled_count = 0
         self.executor_shutdown_called = True
         executor = self._default_executor
@@ -667,6 +690,7 @@ cdef class CoreLoop:
         w.internal = True
         self.signal_watch = w
         self.watches[w.fd] = w
+        self.internal_watches += 1
         self.driver.set_interest(w, EV_READ)
         return 0
 
@@ -1609,6 +1633,14 @@ cdef class CoreLoop:
 
 # ----------------------------------------------------------------------
 # module helpers
+
+
+cdef int _release_all(list handles) except -1:
+    cdef Handle h
+    for h in handles:
+        handle_release(h, 2)    # the list + h
+    del handles[:]
+    return 0
 
 
 def _sighandler_noop(signum, frame):

@@ -115,8 +115,12 @@ cdef class EpollDriver(Driver):
             if timeout > 2147483.0:
                 timeout = 2147483.0
             ms = <int>ceil(timeout * 1000.0)
-        with nogil:
-            n = epoll_wait(self.epfd, self.events, self.maxevents, ms)
+        if ms == 0:
+            # Non-blocking: not worth dropping and re-taking the GIL.
+            n = epoll_wait(self.epfd, self.events, self.maxevents, 0)
+        else:
+            with nogil:
+                n = epoll_wait(self.epfd, self.events, self.maxevents, ms)
         if n < 0:
             err = errno
             if err == EINTR:

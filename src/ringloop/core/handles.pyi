@@ -1,0 +1,13 @@
+"""Type stub for ringloop's compiled handles (ringloop.core.handles)."""
+
+import sys
+from contextvars import Context
+
+class Handle:
+    def cancel(self) -> None: ...
+    def cancelled(self) -> bool: ...
+    if sys.version_info >= (3, 12):
+        def get_context(self) -> Context: ...
+
+class TimerHandle(Handle):
+    def when(self) -> float: ...
