@@ -27,6 +27,7 @@ MODULES = [
     "ringloop.drivers.base",
     "ringloop.drivers.epoll",
     "ringloop.drivers.selector",
+    "ringloop.drivers.uring",
 ]
 
 debug = os.environ.get("RINGLOOP_DEBUG_BUILD") == "1"
@@ -36,7 +37,7 @@ extensions = [
     Extension(
         name,
         [os.path.join("src", *name.split(".")) + ".pyx"],
-        include_dirs=["src/ringloop/includes"],
+        include_dirs=["src/ringloop/includes", "src/ringloop/core"],
         extra_compile_args=cflags,
     )
     for name in MODULES

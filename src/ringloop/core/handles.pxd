@@ -35,4 +35,13 @@ cdef Handle new_owned_handle(object loop, object callback, tuple args, object co
 cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context)
-cdef bint timer_lt(TimerHandle a, TimerHandle b)
+from cpython.object cimport PyObject
+
+
+cdef inline bint timer_lt(PyObject *a, PyObject *b) noexcept:
+    """Heap order of two TimerHandles (borrowed): deadline, then FIFO."""
+    cdef double wa = (<TimerHandle>a).when_
+    cdef double wb = (<TimerHandle>b).when_
+    if wa != wb:
+        return wa < wb
+    return (<TimerHandle>a).seq < (<TimerHandle>b).seq

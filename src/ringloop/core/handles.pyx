@@ -262,11 +262,3 @@ cdef TimerHandle new_timer(object loop, double when, object callback, tuple args
     PyObject_GC_UnTrack(<void *>h)
     h.untracked = True
     return h
-
-
-cdef bint timer_lt(TimerHandle a, TimerHandle b):
-    if a.when_ < b.when_:
-        return True
-    if a.when_ > b.when_:
-        return False
-    return a.seq < b.seq

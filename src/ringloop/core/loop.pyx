@@ -7,6 +7,11 @@ from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.object cimport PyObject
 
 cdef extern from "Python.h":
+    ctypedef struct PyTypeObject
+    ctypedef struct PyListObject:
+        PyObject **ob_item
+    void Py_SET_SIZE(object o, Py_ssize_t size)
+    void Py_DECREF(object o)
     # Declared here so that NULL (delete the slice) can be passed.
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high,
                         PyObject *itemlist) except -1
@@ -278,13 +283,14 @@ cdef class CoreLoop:
     # ------------------------------------------------------------------
     # callbacks and timers
 
+    # call_soon and call_soon_threadsafe are installed as vectorcall entry
+    # points at import (ringloop_fastcall.h) that call _soon_entry and
+    # _soon_threadsafe_entry below; these defs document the same signature
+    # and are what a build without the entry points would use.
+
     def call_soon(self, callback, *args, context=None):
-        if self.closed:
-            raise RuntimeError(msg.LOOP_CLOSED)
-        if self.debug:
-            self._check_thread()
-            self._check_callback(callback, 'call_soon')
-        return self._call_soon(callback, args, context)
+        """Arrange for callback(*args) to be called on the next iteration."""
+        return _soon_entry(self, callback, args, context)
 
     cdef Handle _call_soon(self, object callback, tuple args, object context):
         cdef Handle h = new_owned_handle(self, callback, args, context)
@@ -294,18 +300,8 @@ cdef class CoreLoop:
         return h
 
     def call_soon_threadsafe(self, callback, *args, context=None):
-        if self.closed:
-            raise RuntimeError(msg.LOOP_CLOSED)
-        if self.debug:
-            self._check_callback(callback, 'call_soon_threadsafe')
-        h = self._call_soon(callback, args, context)
-        # Only a loop blocked in poll() needs waking: a running loop sees the
-        # new callback before it polls again (all of this under the GIL).
-        if self.polling and not self.wake_pending:
-            self.wake_pending = True
-            self.stat_wakeups += 1
-            self.waker.wake()
-        return h
+        """Like call_soon(), from any thread; wakes a loop blocked in poll."""
+        return _soon_threadsafe_entry(self, callback, args, context)
 
     def _write_to_self(self):
         # asyncio's private name, called by some libraries to wake the loop.
@@ -349,49 +345,53 @@ cdef class CoreLoop:
         if handle.scheduled:
             self.timer_cancelled_count += 1
 
+    # The heap is a Python list (so the GC and introspection see it) whose
+    # entries are moved as raw pointers: a sift is a permutation, so no
+    # reference count changes until an entry enters or leaves the list.
+
     cdef int _heap_push(self, TimerHandle h) except -1:
         cdef list heap = self.scheduled
+        cdef PyObject **items
+        cdef PyObject *item = <PyObject *>h
         cdef Py_ssize_t pos, parent
-        cdef TimerHandle p
         heap.append(h)
+        items = (<PyListObject *>heap).ob_item
         pos = PyList_GET_SIZE(heap) - 1
         while pos > 0:
             parent = (pos - 1) >> 1
-            p = <TimerHandle>PyList_GET_ITEM(heap, parent)
-            if timer_lt(h, p):
-                heap[pos] = p
+            if timer_lt(item, items[parent]):
+                items[pos] = items[parent]
                 pos = parent
             else:
                 break
-        heap[pos] = h
+        items[pos] = item
         return 0
 
     cdef TimerHandle _heap_pop(self):
         cdef list heap = self.scheduled
-        cdef TimerHandle last = <TimerHandle>heap.pop()
-        cdef TimerHandle top, c1, c2
-        cdef Py_ssize_t n = PyList_GET_SIZE(heap)
+        cdef PyObject **items = (<PyListObject *>heap).ob_item
+        cdef Py_ssize_t n = PyList_GET_SIZE(heap) - 1
+        cdef PyObject *top = items[0]
+        cdef PyObject *last = items[n]
         cdef Py_ssize_t pos = 0, child
-        if n == 0:
-            return last
-        top = <TimerHandle>PyList_GET_ITEM(heap, 0)
-        while True:
-            child = 2 * pos + 1
-            if child >= n:
-                break
-            c1 = <TimerHandle>PyList_GET_ITEM(heap, child)
-            if child + 1 < n:
-                c2 = <TimerHandle>PyList_GET_ITEM(heap, child + 1)
-                if timer_lt(c2, c1):
+        # Shrink by one: the list's references to top and last are ours now.
+        Py_SET_SIZE(heap, n)
+        if n > 0:
+            while True:
+                child = 2 * pos + 1
+                if child >= n:
+                    break
+                if child + 1 < n and timer_lt(items[child + 1], items[child]):
                     child += 1
-                    c1 = c2
-            if timer_lt(c1, last):
-                heap[pos] = c1
-                pos = child
-            else:
-                break
-        heap[pos] = last
-        return top
+                if timer_lt(items[child], last):
+                    items[pos] = items[child]
+                    pos = child
+                else:
+                    break
+            items[pos] = last      # the reference moves back into the list
+        result = <TimerHandle>top  # a new reference for the caller...
+        Py_DECREF(result)          # ...replacing the one the list held
+        return result
 
     cdef int _heapify(self) except -1:
         cdef list old = self.scheduled
@@ -1641,6 +1641,41 @@ cdef int _release_all(list handles) except -1:
         handle_release(h, 2)    # the list + h
     del handles[:]
     return 0
+
+
+cdef object _soon_entry(object self, object callback, object args, object context):
+    cdef CoreLoop loop = <CoreLoop>self
+    if loop.closed:
+        raise RuntimeError(msg.LOOP_CLOSED)
+    if loop.debug:
+        loop._check_thread()
+        loop._check_callback(callback, 'call_soon')
+    return loop._call_soon(callback, <tuple>args, context)
+
+
+cdef object _soon_threadsafe_entry(object self, object callback, object args,
+                                   object context):
+    cdef CoreLoop loop = <CoreLoop>self
+    if loop.closed:
+        raise RuntimeError(msg.LOOP_CLOSED)
+    if loop.debug:
+        loop._check_callback(callback, 'call_soon_threadsafe')
+    h = loop._call_soon(callback, <tuple>args, context)
+    # Only a loop blocked in poll() needs waking: a running loop sees the new
+    # callback before it polls again (all of this under the GIL).
+    if loop.polling and not loop.wake_pending:
+        loop.wake_pending = True
+        loop.stat_wakeups += 1
+        loop.waker.wake()
+    return h
+
+
+cdef extern from "ringloop_fastcall.h":
+    ctypedef object (*rl_soon_impl)(object, object, object, object)
+    int rl_install_soon_methods(PyTypeObject *tp, rl_soon_impl soon,
+                                rl_soon_impl threadsafe) except -1
+
+rl_install_soon_methods(<PyTypeObject *>CoreLoop, _soon_entry, _soon_threadsafe_entry)
 
 
 def _sighandler_noop(signum, frame):
