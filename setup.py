@@ -24,6 +24,7 @@ from Cython.Build import cythonize  # noqa: E402  (after the version gate)
 MODULES = [
     "ringloop.core.handles",
     "ringloop.core.loop",
+    "ringloop.core.proactor",
     "ringloop.drivers.base",
     "ringloop.drivers.epoll",
     "ringloop.drivers.selector",

@@ -18,14 +18,21 @@ if getattr(_sys, "_is_gil_enabled", lambda: True)() is False:  # pragma: no cove
 import asyncio as _asyncio
 
 from ringloop._version import __version__
-from ringloop._loops import SelectorEventLoop
+from ringloop._loops import (
+    ProactorEventLoop,
+    SelectorEventLoop,
+    UringUnavailable,
+    new_event_loop,
+)
 from ringloop._policy import EventLoopPolicy, install
 from ringloop._runner import run
 
 __all__ = [
     "EventLoopPolicy",
     "Loop",
+    "ProactorEventLoop",
     "SelectorEventLoop",
+    "UringUnavailable",
     "__version__",
     "install",
     "new_event_loop",
@@ -35,8 +42,3 @@ __all__ = [
 #: The default loop class (SelectorEventLoop until the io_uring proactor
 #: proves faster on the benchmark suite).
 Loop = SelectorEventLoop
-
-
-def new_event_loop() -> _asyncio.AbstractEventLoop:
-    """Return a new ringloop event loop (usable as an asyncio loop_factory)."""
-    return SelectorEventLoop()

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import selectors
+import sys
 import warnings
 
 from ringloop._version import __version__
 from ringloop.core.loop import CoreLoop
+from ringloop.core.proactor import ProactorCore
+from ringloop.drivers.uring import UringUnavailable
 
-__all__ = ["SelectorEventLoop"]
+__all__ = ["ProactorEventLoop", "SelectorEventLoop", "UringUnavailable", "new_event_loop"]
 
 # APIs that arrive with later milestones.  Until then each raises a
 # NotImplementedError that names what is missing and what to use instead,
@@ -43,6 +47,28 @@ def _pending(name: str, feature: str):
     return method
 
 
+class _LoopMixin:
+    """Methods shared by the public loop classes (plain Python, cold)."""
+
+    def __del__(self, _warn=warnings.warn) -> None:
+        if not self.is_closed():
+            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
+            if not self.is_running():
+                self.close()
+
+    if sys.version_info >= (3, 12):
+
+        async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+            """Shut the default executor down, waiting at most timeout s."""
+            await self._shutdown_default_executor(timeout)
+
+    else:
+
+        async def shutdown_default_executor(self) -> None:  # type: ignore[misc]
+            """Shut the default executor down and wait for its threads."""
+            await self._shutdown_default_executor(None)
+
+
 class SelectorEventLoop(CoreLoop, asyncio.AbstractEventLoop):
     """Readiness-based event loop.
 
@@ -55,30 +81,81 @@ class SelectorEventLoop(CoreLoop, asyncio.AbstractEventLoop):
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         CoreLoop.__init__(self, selector)
 
-    def __del__(self, _warn=warnings.warn) -> None:
-        if not self.is_closed():
-            _warn(f"unclosed event loop {self!r}", ResourceWarning, source=self)
-            if not self.is_running():
-                self.close()
-
-    if hasattr(asyncio.AbstractEventLoop, "shutdown_default_executor"):
-        import sys as _sys
-
-        if _sys.version_info >= (3, 12):
-
-            async def shutdown_default_executor(self, timeout: float | None = None) -> None:
-                """Shut the default executor down, waiting at most timeout s."""
-                await self._shutdown_default_executor(timeout)
-
-        else:
-
-            async def shutdown_default_executor(self) -> None:  # type: ignore[override]
-                """Shut the default executor down and wait for its threads."""
-                await self._shutdown_default_executor(None)
-
-        del _sys
+    __del__ = _LoopMixin.__del__
+    shutdown_default_executor = _LoopMixin.shutdown_default_executor
 
 
-for _name, _feature in _PENDING.items():
-    setattr(SelectorEventLoop, _name, _pending(_name, _feature))
-del _name, _feature
+class ProactorEventLoop(ProactorCore, asyncio.AbstractEventLoop):
+    """Completion-based event loop on io_uring (Linux).
+
+    Socket operations (``sock_recv``, ``sock_sendall``, ``sock_accept``...)
+    are io_uring operations; ``add_reader``/``add_writer`` work too (POLL_ADD),
+    unlike asyncio's own proactor.  Where io_uring cannot run (old kernel,
+    seccomp, ``kernel.io_uring_disabled``, RLIMIT_MEMLOCK), the constructor
+    raises :class:`UringUnavailable`, which names the cause; use
+    SelectorEventLoop there.
+    """
+
+    def __init__(self) -> None:
+        ProactorCore.__init__(self)
+
+    __del__ = _LoopMixin.__del__
+    shutdown_default_executor = _LoopMixin.shutdown_default_executor
+
+
+for _cls in (SelectorEventLoop, ProactorEventLoop):
+    for _name, _feature in _PENDING.items():
+        setattr(_cls, _name, _pending(_name, _feature))
+del _cls, _name, _feature
+
+
+# ---------------------------------------------------------------------------
+# Choosing the default kind
+
+KINDS = ("selector", "proactor")
+#: The kind new_event_loop() makes when neither its argument nor the
+#: RINGLOOP_LOOP environment variable names one.  SelectorEventLoop until
+#: the benchmark suite shows the proactor faster (see README).
+DEFAULT_KIND = "selector"
+
+_fallback_warned = False
+
+
+def _resolve_kind(kind: str | None) -> str:
+    if kind is None:
+        kind = os.environ.get("RINGLOOP_LOOP", "").strip().lower() or DEFAULT_KIND
+    if kind not in KINDS:
+        raise ValueError(
+            f"unknown ringloop loop kind {kind!r}: use one of {', '.join(KINDS)}"
+        )
+    return kind
+
+
+def new_event_loop(kind: str | None = None) -> asyncio.AbstractEventLoop:
+    """Return a new ringloop event loop (usable as an asyncio loop_factory).
+
+    ``kind`` is "selector" or "proactor"; by default the RINGLOOP_LOOP
+    environment variable, else SelectorEventLoop.  When the proactor is asked
+    for this way and io_uring cannot run here, the loop is a
+    SelectorEventLoop instead: one RuntimeWarning per process names the cause,
+    and ``loop.statistics()["fallback"]`` says so.  (Construct
+    ``ProactorEventLoop()`` directly to get the error instead.)
+    """
+    global _fallback_warned
+    if _resolve_kind(kind) == "selector":
+        return SelectorEventLoop()
+    try:
+        return ProactorEventLoop()
+    except UringUnavailable as exc:
+        reason = f"io_uring unavailable, using epoll: {exc}"
+        if not _fallback_warned:
+            _fallback_warned = True
+            warnings.warn(
+                f"ringloop: ProactorEventLoop cannot run here ({exc}); "
+                "using SelectorEventLoop (epoll) instead",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        loop = SelectorEventLoop()
+        loop._fallback_reason = reason
+        return loop

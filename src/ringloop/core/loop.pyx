@@ -162,11 +162,14 @@ cdef class CoreLoop:
         self.signal_handlers = {}
         self.origin_tracking_enabled = False
 
-    def __init__(self, selector=None):
+    def __init__(self, selector=None, *, Driver driver=None):
         cdef timespec ts
         cdef FdWatch w
         self.portable = _portable_requested()
-        self.driver = choose_driver(selector, portable=self.portable)
+        if driver is not None:
+            self.driver = driver
+        else:
+            self.driver = choose_driver(selector, portable=self.portable)
         self.asyncgens = weakref.WeakSet()
         clock_getres(CLOCK_MONOTONIC, &ts)
         self.clock_resolution = <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
@@ -456,7 +459,7 @@ cdef class CoreLoop:
                 self.polling = False
                 self.stat_poll_time += monotonic() - t0
         elif (PyDict_Size(self.watches) > self.internal_watches
-                or self.signal_handlers):
+                or self.signal_handlers or not self.driver.idle()):
             n = self.driver.poll(0)
         else:
             # Callbacks are ready and no user fd or signal handler is
@@ -1614,6 +1617,7 @@ cdef class CoreLoop:
             "driver": self.driver.name if self.driver is not None else None,
             "wakeup": self.waker.kind if self.waker is not None else None,
             "portable": self.portable,
+            "fallback": self._fallback_reason,
             "iterations": self.stat_iterations,
             "callbacks": self.stat_callbacks,
             "io_events": self.stat_io_events,

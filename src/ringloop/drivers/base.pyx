@@ -51,6 +51,10 @@ cdef class Driver:
     cdef int poll(self, double timeout) except -1:
         raise NotImplementedError
 
+    cdef bint idle(self):
+        # Readiness drivers keep no work of their own between polls.
+        return True
+
     cdef int close(self) except -1:
         return 0
 

@@ -100,7 +100,7 @@ from libc.stdint cimport uint64_t
 
 from ringloop.drivers.base cimport Driver, FdWatch
 from ringloop.includes.uring cimport (
-    rl_sqe, rl_cqe, sockaddr_storage, socklen_t, msghdr, iovec, pthread_t,
+    rl_sqe, rl_cqe, sockaddr_storage, socklen_t, msghdr, iovec,
 )
 
 
@@ -187,7 +187,7 @@ cdef class UringDriver(Driver):
         unsigned long fork_gen
         bint enabled                  # R_DISABLED ring enabled (or never disabled)
         bint owner_set
-        pthread_t owner               # thread that enabled a single-issuer ring
+        uint64_t owner                # rl_thread_token() of the single issuer
         bint closed
 
         # --- features in use -------------------------------------------------
@@ -196,6 +196,7 @@ cdef class UringDriver(Driver):
         bint use_multishot_poll
         bint single_issuer
         bint defer_taskrun
+        bint cancel_queued            # an ASYNC_CANCEL/POLL_REMOVE awaits submission
         bint taskrun_flag
         unsigned char ops[64]         # opcode supported (REGISTER_PROBE)
 
@@ -286,6 +287,8 @@ cdef class UringDriver(Driver):
     cdef UringOp op_accept(self, int fd, object fut)
     cdef UringOp op_connect(self, int fd, int family, object addr, object fut)
     cdef int op_cancel(self, UringOp op) except -1
+    cdef int _flush_cancels(self) except -1
+    cdef bint idle(self)
     cdef int forget_fd(self, int fd) except -1
     cdef bint has_stash(self, int fd)
     cdef object take_recv_stash(self, int fd)

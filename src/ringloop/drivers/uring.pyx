@@ -74,7 +74,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.buffer cimport (
     PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE, PyBUF_WRITABLE,
 )
-from cpython.exc cimport PyErr_CheckSignals
+from cpython.exc cimport PyErr_CheckSignals, PyErr_SetObject
 from libc.stdint cimport uint64_t, uintptr_t, uint32_t, uint16_t
 from libc.string cimport memset, memcpy, strlen
 from libc.stdlib cimport realloc, free
@@ -94,6 +94,7 @@ cdef extern from "<errno.h>" nogil:
         EBADF
         ETIME
         EINPROGRESS
+        EEXIST
 from libc.math cimport floor
 
 from ringloop.drivers.base cimport Driver, FdWatch, EV_READ, EV_WRITE
@@ -569,7 +570,7 @@ cdef class UringDriver(Driver):
         self.owner_set = False
         if self.enabled and self.single_issuer:
             # Not disabled: the creating thread is the single issuer.
-            self.owner = pthread_self()
+            self.owner = rl_thread_token()
             self.owner_set = True
         self.sq_tail = self.sq_ktail[0]
         self.timeout_ud = 0
@@ -681,7 +682,7 @@ cdef class UringDriver(Driver):
             raise OSError(err, f"io_uring_register(ENABLE_RINGS) failed: {_strerror(err)}")
         self.enabled = True
         if self.single_issuer:
-            self.owner = pthread_self()
+            self.owner = rl_thread_token()
             self.owner_set = True
         return 0
 
@@ -818,8 +819,9 @@ cdef class UringDriver(Driver):
         # Submit everything queued, without waiting.
         cdef unsigned n
         cdef int r, tries = 0
+        cdef unsigned n0
         self._check_usable()
-        if self.owner_set and not rl_pthread_is_self(self.owner):
+        if self.owner_set and self.owner != rl_thread_token():
             self._switch_thread()
         if not self.enabled:
             self._enable()
@@ -829,6 +831,11 @@ cdef class UringDriver(Driver):
             r = self._enter(n, 0, 0, NULL, 0, False)
             if r < 0:
                 if r == -EINTR:
+                    continue
+                if r == -EEXIST and self.single_issuer:
+                    self.owner = 0
+                    self._switch_thread()
+                    n = self.sq_tail - rl_load_acquire(self.sq_khead)
                     continue
                 if r == -EAGAIN or r == -EBUSY:
                     # Out of request memory or a CQ overflow backlog: make
@@ -918,7 +925,25 @@ cdef class UringDriver(Driver):
         Py_INCREF(op)
         self.n_aux += 1
         self.st_cancels += 1
+        self.cancel_queued = True
         return 0
+
+    cdef int _flush_cancels(self) except -1:
+        # Cancellations go to the kernel at once, not with the next poll:
+        # until the cancelled request is gone it holds a reference to its
+        # file, so a socket the user closes right after cancelling (or after
+        # remove_reader) would stay open - a listener would keep accepting.
+        # The GETEVENTS enter runs deferred task work (DEFER_TASKRUN), which
+        # is where the kernel frees the cancelled request and its file.
+        self.cancel_queued = False
+        self._flush()
+        self._enter(0, 0, RL_ENTER_GETEVENTS, NULL, 0, False)
+        return 0
+
+    cdef bint idle(self):
+        return (self.sq_tail == rl_load_acquire(self.sq_khead) and self.n_ops == 0
+                and not self.arm_list
+                and self.cq_khead[0] == rl_load_acquire(self.cq_ktail))
 
     # ------------------------------------------------------------------
     # completion
@@ -1006,6 +1031,8 @@ cdef class UringDriver(Driver):
             self.arm_list.append(ws)
         if mask == 0:
             w.key = None        # break the w <-> ws cycle; ws is detached
+        if self.cancel_queued and not self.closing:
+            self._flush_cancels()
         return 0
 
     cdef int _drop_poll(self, UringOp op) except -1:
@@ -1123,7 +1150,7 @@ cdef class UringDriver(Driver):
         cdef int r = 0, guard
         cdef double secs
         self._check_usable()
-        if self.owner_set and not rl_pthread_is_self(self.owner):
+        if self.owner_set and self.owner != rl_thread_token():
             self._switch_thread()
         if not self.enabled:
             self._enable()
@@ -1179,6 +1206,13 @@ cdef class UringDriver(Driver):
             self.st_waits += 1
             to_submit = self.sq_tail - rl_load_acquire(self.sq_khead)
             r = self._enter(to_submit, 1, flags, argp, argsz, True)
+        if r == -EEXIST and self.single_issuer:
+            # The kernel says another task is the single issuer (a thread we
+            # failed to tell apart): rebuild for this one, poll without waiting.
+            self.owner = 0
+            self._switch_thread()
+            r = self._enter(self.sq_tail - rl_load_acquire(self.sq_khead), 0,
+                            RL_ENTER_GETEVENTS, NULL, 0, False)
         if r < 0:
             if r == -EINTR:
                 PyErr_CheckSignals()
@@ -1387,8 +1421,9 @@ cdef class UringDriver(Driver):
                         fut.set_exception(exc)
                 else:
                     fut.set_result(value)
-        except BaseException:
+        except BaseException as e:
             # Never raise into the reaping path: report and carry on.
+            PyErr_SetObject(type(e), e)
             PyErr_WriteUnraisable(op)
         finally:
             if op.has_view:
@@ -1489,7 +1524,12 @@ cdef class UringDriver(Driver):
             raise ValueError("negative buffersize in recv_into" if kind == OPK_RECV_INTO
                              else "negative buffersize in recvfrom_into")
         op = self._new_op(kind, fd, fut)
-        PyObject_GetBuffer(buf, &op.view, PyBUF_WRITABLE)
+        try:
+            PyObject_GetBuffer(buf, &op.view, PyBUF_WRITABLE)
+        except BufferError:
+            name = "recv_into" if kind == OPK_RECV_INTO else "recvfrom_into"
+            raise TypeError(f"{name}() argument 'buffer' must be read-write "
+                            f"bytes-like object, not {type(buf).__name__}") from None
         op.has_view = True
         if nbytes == 0:
             nbytes = op.view.len
@@ -1565,6 +1605,10 @@ cdef class UringDriver(Driver):
         _fill_sockaddr(family, addr, &op.addr, &op.addrlen)
         op.addr_obj = addr
         self._start(op)
+        # Start the connection now, as a non-blocking connect() would: code
+        # that awaits something else (or blocks in accept()) meanwhile must
+        # see the SYN sent.  Connects are rare; the batching is for I/O.
+        self._flush()
         return op
 
     cdef int op_cancel(self, UringOp op) except -1:
@@ -1573,6 +1617,8 @@ cdef class UringDriver(Driver):
         self._check_usable()
         op.state = ST_CANCELLING
         self._cancel_req(op, False)
+        if not self.closing:
+            self._flush_cancels()
         return 0
 
     cdef int forget_fd(self, int fd) except -1:
@@ -1645,7 +1691,7 @@ cdef class UringDriver(Driver):
             return 0
         self.closing = True
         try:
-            if self.owner_set and not rl_pthread_is_self(self.owner):
+            if self.owner_set and self.owner != rl_thread_token():
                 # Another thread owns this single-issuer ring: we cannot
                 # cancel through it.  Keep the ops' memory, drop the ring.
                 self._abandon_all("io_uring ring closed from another thread", True)

@@ -323,6 +323,16 @@ static inline int rl_install_atfork(void) {
 }
 static inline unsigned long rl_fork_gen(void) { return rl_fork_generation; }
 
-static inline int rl_pthread_is_self(pthread_t t) { return pthread_equal(t, pthread_self()); }
+/* ---- thread identity -------------------------------------------------------
+ * pthread_t values (and even kernel tids) are reused once a thread exits, so
+ * "is this the thread that owns the ring?" uses a token unique for the life
+ * of the process: a thread-local set from a global counter on first use. */
+static uint64_t rl_thread_counter = 0;
+static __thread uint64_t rl_thread_tok = 0;
+static inline uint64_t rl_thread_token(void) {
+    if (rl_thread_tok == 0)
+        rl_thread_tok = __atomic_add_fetch(&rl_thread_counter, 1, __ATOMIC_RELAXED);
+    return rl_thread_tok;
+}
 
 #endif /* RINGLOOP_URING_H */

@@ -160,9 +160,7 @@ cdef extern from "ringloop_uring.h" nogil:
     int rl_install_atfork()
     unsigned long rl_fork_gen()
 
-    ctypedef unsigned long pthread_t
-    pthread_t pthread_self()
-    int rl_pthread_is_self(pthread_t t)
+    uint64_t rl_thread_token()
 
     # --- <sys/mman.h> -------------------------------------------------------
     void *mmap(void *addr, size_t length, int prot, int flags, int fd, long offset)

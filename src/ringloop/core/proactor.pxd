@@ -1,0 +1,9 @@
+from ringloop.core.loop cimport CoreLoop
+from ringloop.drivers.uring cimport UringDriver
+
+
+cdef class ProactorCore(CoreLoop):
+    cdef:
+        UringDriver uring    # the same object as CoreLoop.driver
+
+    cdef object _new_future(self)

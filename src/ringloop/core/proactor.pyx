@@ -1,0 +1,147 @@
+"""The completion-based core: CoreLoop over the io_uring driver, with the
+sock_* methods as ring operations.
+
+Everything else (callbacks, timers, thread wake-up, executor, DNS, signals,
+add_reader/add_writer through POLL_ADD, sock_sendfile through os.sendfile on
+readiness, which is already zero-copy) is the shared core, unchanged.
+"""
+
+import asyncio
+import errno
+import socket
+
+from ringloop.core.loop cimport CoreLoop
+from ringloop.drivers.uring cimport UringDriver
+
+cdef object aio_Future = asyncio.Future
+cdef object sock_socket = socket.socket
+cdef int AF_INET = socket.AF_INET
+cdef int AF_INET6 = socket.AF_INET6
+
+
+cdef int _family_of(sock) except -1:
+    # The address family for building a sockaddr.  sock.family normally; a
+    # socket-like object (a mock, a wrapper) may not carry a real one, so
+    # fall back to asking the kernel about its fd.
+    family = sock.family
+    if isinstance(family, int):
+        return family
+    probe = sock_socket(fileno=sock.fileno())
+    try:
+        return probe.family
+    finally:
+        probe.detach()
+
+
+def _same_peer(sock, address):
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return False
+    if isinstance(address, tuple) and isinstance(peer, tuple):
+        return peer[:2] == tuple(address[:2])
+    return peer == address
+
+
+cdef class ProactorCore(CoreLoop):
+    """CoreLoop whose driver is io_uring; sock_* submit ring operations."""
+
+    def __init__(self, *, entries=256):
+        # Raises UringUnavailable (an OSError naming the cause and pointing
+        # to SelectorEventLoop) where io_uring cannot run.
+        drv = UringDriver(entries=entries)
+        self.uring = drv
+        CoreLoop.__init__(self, driver=drv)
+
+    def close(self):
+        """Close: cancel the ring operations in flight and wait for their
+        final completions, then close the loop and unmap the ring."""
+        if self.thread_id is not None or self.closed:
+            CoreLoop.close(self)   # raises / returns as asyncio does
+            return
+        # First, while the loop still accepts callbacks: in-flight ops are
+        # cancelled and their futures finished.
+        self.uring.close()
+        CoreLoop.close(self)
+
+    cdef object _new_future(self):
+        self._check_closed()
+        return aio_Future(loop=self)
+
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes (an io_uring RECV)."""
+        self._check_sock(sock)
+        fut = self._new_future()
+        self.uring.op_recv(sock.fileno(), n, fut)
+        return await fut
+
+    async def sock_recv_into(self, sock, buf):
+        """Receive into buf; return the number of bytes received."""
+        self._check_sock(sock)
+        fut = self._new_future()
+        self.uring.op_recv_into(sock.fileno(), buf, 0, fut)
+        return await fut
+
+    async def sock_recvfrom(self, sock, bufsize):
+        """Receive a datagram of up to bufsize bytes: (data, address)."""
+        self._check_sock(sock)
+        fut = self._new_future()
+        self.uring.op_recvfrom(sock.fileno(), bufsize, fut)
+        return await fut
+
+    async def sock_recvfrom_into(self, sock, buf, nbytes=0):
+        """Receive a datagram into buf: (nbytes, address)."""
+        self._check_sock(sock)
+        fut = self._new_future()
+        self.uring.op_recvfrom_into(sock.fileno(), buf, nbytes, fut)
+        return await fut
+
+    async def sock_sendall(self, sock, data):
+        """Send all of data (SEND ops, resubmitted for the remainder)."""
+        self._check_sock(sock)
+        if not len(data):
+            return
+        fut = self._new_future()
+        self.uring.op_sendall(sock.fileno(), data, fut)
+        return await fut
+
+    async def sock_sendto(self, sock, data, address):
+        """Send a datagram to address; return the number of bytes sent."""
+        self._check_sock(sock)
+        fut = self._new_future()
+        self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
+        return await fut
+
+    async def sock_connect(self, sock, address):
+        """Connect sock to address (resolved first for IP families)."""
+        self._check_sock(sock)
+        if sock.family == AF_INET or (socket.has_ipv6 and sock.family == AF_INET6):
+            resolved = await self._ensure_resolved(
+                address, family=sock.family, type=sock.type, proto=sock.proto)
+            address = resolved[0][4]
+        fut = self._new_future()
+        self.uring.op_connect(sock.fileno(), sock.family, address, fut)
+        try:
+            return await fut
+        except OSError as exc:
+            # A connect cancelled earlier may still have completed in the
+            # kernel: EISCONN then means "connected", as in the non-blocking
+            # connect() protocol, if the peer is the address asked for.
+            if exc.errno == errno.EISCONN and _same_peer(sock, address):
+                return None
+            raise
+
+    async def sock_accept(self, sock):
+        """Accept a connection: (conn, address), conn non-blocking."""
+        self._check_sock(sock)
+        fut = self._new_future()
+        self.uring.op_accept(sock.fileno(), fut)
+        fd, address = await fut
+        try:
+            conn = sock_socket(sock.family, sock.type, sock.proto, fileno=fd)
+        except BaseException:
+            import os
+            os.close(fd)
+            raise
+        conn.setblocking(False)
+        return conn, address

@@ -1,0 +1,1 @@
+"""Binds CPython's installed test.test_asyncio suite to ringloop's loops (see README.md)."""

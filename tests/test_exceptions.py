@@ -1,0 +1,219 @@
+"""Exception handler API and the default handler's logging."""
+
+import asyncio
+import logging
+
+import pytest
+
+from tests.support import run
+
+
+class Boom(Exception):
+    pass
+
+
+def _asyncio_records(caplog):
+    return [r for r in caplog.records if r.name == "asyncio"]
+
+
+def test_callback_exception_reported_and_loop_continues(loop, caplog):
+    calls = []
+
+    def bad():
+        raise Boom("in callback")
+
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        loop.call_soon(bad)
+        loop.call_soon(calls.append, "after")
+        loop.call_later(0.001, bad)
+        loop.call_later(0.002, calls.append, "timer-after")
+        run(loop, asyncio.sleep(0.02))
+    assert calls == ["after", "timer-after"]
+    errors = [r for r in _asyncio_records(caplog) if r.levelno == logging.ERROR]
+    assert len(errors) == 2
+    for rec in errors:
+        assert rec.getMessage().startswith("Exception in callback ")
+        assert "bad" in rec.getMessage()
+        assert rec.exc_info is not None
+        assert rec.exc_info[0] is Boom
+
+
+def test_exception_handler_receives_context(loop):
+    contexts = []
+
+    def handler(lp, ctx):
+        contexts.append((lp, ctx))
+
+    loop.set_exception_handler(handler)
+    assert loop.get_exception_handler() is handler
+
+    def bad():
+        raise Boom("x")
+
+    h = loop.call_soon(bad)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(contexts) == 1
+    lp, ctx = contexts[0]
+    assert lp is loop
+    assert ctx["message"].startswith("Exception in callback")
+    assert isinstance(ctx["exception"], Boom)
+    assert ctx["handle"] is h
+
+
+def test_set_exception_handler_none_restores_default(loop, caplog):
+    loop.set_exception_handler(lambda lp, ctx: None)
+    loop.set_exception_handler(None)
+    assert loop.get_exception_handler() is None
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_exception_handler({"message": "back to default"})
+    assert [r.getMessage() for r in _asyncio_records(caplog)] == ["back to default"]
+
+
+@pytest.mark.parametrize("bad", [1, "handler", object()])
+def test_set_exception_handler_type_error(loop, bad):
+    with pytest.raises(TypeError, match="A callable object or None is expected, got "):
+        loop.set_exception_handler(bad)
+    assert loop.get_exception_handler() is None
+
+
+def test_call_exception_handler_default_logs(loop, caplog):
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        loop.call_exception_handler({"message": "plain message"})
+        try:
+            raise Boom("with exc")
+        except Boom as exc:
+            loop.call_exception_handler({
+                "message": "has exception",
+                "exception": exc,
+                "extra_key": 12345,
+            })
+    recs = _asyncio_records(caplog)
+    assert len(recs) == 2
+    assert all(r.levelno == logging.ERROR for r in recs)
+    assert recs[0].getMessage() == "plain message"
+    assert not (recs[0].exc_info and recs[0].exc_info[0])
+    msg = recs[1].getMessage()
+    assert msg.splitlines()[0] == "has exception"
+    assert "extra_key: 12345" in msg.splitlines()
+    assert recs[1].exc_info[0] is Boom
+
+
+def test_call_exception_handler_without_message(loop, caplog):
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_exception_handler({"exception": Boom("no message")})
+    recs = _asyncio_records(caplog)
+    assert len(recs) == 1
+    assert recs[0].getMessage().splitlines()[0] == "Unhandled exception in event loop"
+
+
+def test_default_exception_handler_method(loop, caplog):
+    seen = []
+
+    def handler(lp, ctx):
+        seen.append(ctx["message"])
+        lp.default_exception_handler(ctx)
+
+    loop.set_exception_handler(handler)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_exception_handler({"message": "via custom"})
+    assert seen == ["via custom"]
+    assert [r.getMessage() for r in _asyncio_records(caplog)] == ["via custom"]
+
+
+def test_exception_handler_that_raises(loop, caplog):
+    calls = []
+
+    def handler(lp, ctx):
+        calls.append(ctx["message"])
+        raise RuntimeError("handler broke")
+
+    loop.set_exception_handler(handler)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        loop.call_soon(lambda: 1 / 0)
+        loop.call_soon(calls.append, "loop-continued")
+        loop.call_soon(loop.stop)
+        loop.run_forever()
+    assert calls[0].startswith("Exception in callback")
+    assert calls[1] == "loop-continued"
+    recs = _asyncio_records(caplog)
+    assert len(recs) == 1
+    assert recs[0].getMessage().startswith("Unhandled error in exception handler")
+    assert recs[0].exc_info[0] is RuntimeError
+
+
+def test_exception_handler_called_in_loop_for_timer_and_reader(loop):
+    import socket
+
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+
+        def bad_reader():
+            loop.remove_reader(a)
+            raise Boom("reader")
+
+        loop.add_reader(a, bad_reader)
+        b.send(b"x")
+        loop.call_later(0.001, lambda: (_ for _ in ()).throw(Boom("timer")))
+        run(loop, asyncio.sleep(0.05))
+    finally:
+        loop.remove_reader(a)
+        a.close()
+        b.close()
+    got = sorted(str(c["exception"]) for c in contexts)
+    assert got == ["reader", "timer"]
+    for c in contexts:
+        assert c["message"].startswith("Exception in callback")
+
+
+def test_base_exception_subclass_in_callback_is_reported(loop):
+    # Handle._run only lets SystemExit and KeyboardInterrupt escape; other
+    # BaseExceptions go to the exception handler.
+    class MyBase(BaseException):
+        pass
+
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    def bad():
+        raise MyBase()
+
+    loop.call_soon(bad)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(contexts) == 1
+    assert isinstance(contexts[0]["exception"], MyBase)
+
+
+def test_system_exit_in_callback_propagates(loop):
+    def bad():
+        raise SystemExit(5)
+
+    calls = []
+    loop.call_soon(bad)
+    loop.call_soon(calls.append, 1)
+    with pytest.raises(SystemExit):
+        loop.run_forever()
+    assert not loop.is_running()
+    # The remaining callback is still queued and runs on the next run.
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == [1]
+
+
+def test_exception_in_task_is_not_sent_to_handler_when_retrieved(loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    async def bad():
+        raise Boom
+
+    async def main():
+        with pytest.raises(Boom):
+            await loop.create_task(bad())
+
+    run(loop, main())
+    assert contexts == []

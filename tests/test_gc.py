@@ -1,0 +1,111 @@
+"""Reference cycles through handles are collected, whatever the handle's state.
+
+ringloop keeps loop-owned handles out of the cyclic GC while they are queued
+and hands them back to it when the loop lets go; these cases pin down that
+nothing the user still holds escapes the collector.
+"""
+
+import gc
+import weakref
+
+import pytest
+
+from tests.support import run
+
+
+class Holder:
+    """An object that stores a handle whose callback is its own method."""
+
+    def method(self):
+        self.ran = True
+
+
+def _collected(ref):
+    for _ in range(3):
+        gc.collect()
+    return ref() is None
+
+
+def test_cycle_through_run_handle_is_collected(loop):
+    obj = Holder()
+    obj.h = loop.call_soon(obj.method)
+    ref = weakref.ref(obj)
+    run(loop, _noop())
+    assert obj.ran
+    del obj
+    assert _collected(ref)
+
+
+def test_cycle_through_cancelled_timer_is_collected(loop):
+    obj = Holder()
+    obj.h = loop.call_later(3600, obj.method)
+    obj.h.cancel()
+    ref = weakref.ref(obj)
+    run(loop, _noop())
+    del obj
+    assert _collected(ref)
+
+
+def test_cycle_through_fired_timer_is_collected(loop):
+    obj = Holder()
+    obj.h = loop.call_later(0, obj.method)
+    ref = weakref.ref(obj)
+
+    async def wait():
+        while not getattr(ref(), "ran", False):
+            await _sleep0()
+
+    run(loop, wait())
+    del obj
+    assert _collected(ref)
+
+
+def test_cycle_through_pending_timer_collected_after_close(loop):
+    obj = Holder()
+    obj.h = loop.call_later(3600, obj.method)
+    ref = weakref.ref(obj)
+    loop.close()
+    del obj
+    assert _collected(ref)
+
+
+def test_cycle_through_pending_callback_collected_after_close(loop):
+    obj = Holder()
+    obj.h = loop.call_soon(obj.method)
+    ref = weakref.ref(obj)
+    loop.close()
+    del obj
+    assert _collected(ref)
+
+
+def test_kept_handle_is_tracked_after_it_ran(loop):
+    h = loop.call_soon(lambda: None)
+    run(loop, _noop())
+    assert gc.is_tracked(h)
+
+
+@pytest.mark.xfail_uvloop("uvloop's handles have no get_context()")
+def test_kept_context_survives_its_handle(loop):
+    import contextvars
+    import sys
+
+    if sys.version_info < (3, 12):
+        pytest.skip("Handle.get_context() is 3.12+")
+    var = contextvars.ContextVar("v")
+    var.set("x")
+    h = loop.call_soon(lambda: None)
+    ctx = h.get_context()
+    del h
+    run(loop, _noop())
+    assert ctx[var] == "x"
+    assert gc.is_tracked(ctx)
+
+
+async def _noop():
+    await _sleep0()
+
+
+async def _sleep0():
+    import asyncio
+
+    await asyncio.sleep(0)

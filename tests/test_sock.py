@@ -1,0 +1,563 @@
+"""loop.sock_* methods on TCP, UDP and Unix sockets (loopback only)."""
+
+import asyncio
+import io
+import os
+import socket
+
+import pytest
+
+from tests.support import TIMEOUT, has_ipv6, run, socketpair, tcp_listener, tcp_pair
+
+FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"),
+            pytest.param(socket.AF_INET6, id="ipv6",
+                         marks=pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback"))]
+
+
+def _nonblocking(sock):
+    sock.setblocking(False)
+    return sock
+
+
+async def _recv_exactly(loop, sock, n):
+    chunks = []
+    got = 0
+    while got < n:
+        data = await loop.sock_recv(sock, min(65536, n - got))
+        if not data:
+            break
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+# ---------------------------------------------------------------- TCP ----
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_connect_accept_send_recv(loop, family):
+    async def main():
+        with tcp_listener(family) as srv:
+            cli = _nonblocking(socket.socket(family, socket.SOCK_STREAM))
+            with cli:
+                accept = loop.create_task(loop.sock_accept(srv))
+                assert await loop.sock_connect(cli, srv.getsockname()[:2]) is None
+                conn, addr = await accept
+                with conn:
+                    assert conn.gettimeout() == 0  # accepted sockets are non-blocking
+                    assert addr[:2] == cli.getsockname()[:2]
+                    assert await loop.sock_sendall(cli, b"ping") is None
+                    assert await _recv_exactly(loop, conn, 4) == b"ping"
+                    await loop.sock_sendall(conn, b"pong!")
+                    return await _recv_exactly(loop, cli, 5)
+
+    assert run(loop, main()) == b"pong!"
+
+
+def test_sock_recv_waits_for_data(loop):
+    with tcp_pair() as (a, b):
+        async def main():
+            task = loop.create_task(loop.sock_recv(a, 100))
+            await asyncio.sleep(0.01)
+            assert not task.done()
+            b.send(b"late data")
+            return await task
+
+        assert run(loop, main()) == b"late data"
+
+
+def test_sock_recv_eof(loop):
+    with tcp_pair() as (a, b):
+        b.shutdown(socket.SHUT_WR)
+        assert run(loop, loop.sock_recv(a, 100)) == b""
+
+
+def test_sock_recv_into(loop):
+    with tcp_pair() as (a, b):
+        async def main():
+            buf = bytearray(10)
+            task = loop.create_task(loop.sock_recv_into(a, buf))
+            await asyncio.sleep(0.01)
+            b.send(b"abc")
+            n = await task
+            return n, bytes(buf[:n])
+
+        assert run(loop, main()) == (3, b"abc")
+        b.send(b"0123456789xyz")
+        mv = memoryview(bytearray(20))[5:9]
+        n = run(loop, loop.sock_recv_into(a, mv))
+        assert (n, bytes(mv[:n])) == (4, b"0123")
+
+
+def test_sock_sendall_large_payload(loop):
+    payload = os.urandom(1024) * (10 * 1024)  # 10 MiB
+
+    with tcp_pair() as (a, b):
+        async def main():
+            recv = loop.create_task(_recv_exactly(loop, b, len(payload)))
+            await loop.sock_sendall(a, payload)
+            return await recv
+
+        got = run(loop, main(), timeout=60)
+    assert len(got) == len(payload)
+    assert got == payload
+
+
+def test_sock_sendall_memoryview_and_bytearray(loop):
+    with tcp_pair() as (a, b):
+        async def main():
+            await loop.sock_sendall(a, bytearray(b"bytearray|"))
+            await loop.sock_sendall(a, memoryview(b"xxmemoryview|")[2:])
+            await loop.sock_sendall(a, b"")
+            return await _recv_exactly(loop, b, len("bytearray|memoryview|"))
+
+        assert run(loop, main()) == b"bytearray|memoryview|"
+
+
+def test_sock_sendall_to_reset_peer_raises(loop):
+    with tcp_pair() as (a, b):
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        b.close()  # RST
+
+        async def main():
+            with pytest.raises((ConnectionResetError, BrokenPipeError)):
+                for _ in range(100):
+                    await loop.sock_sendall(a, b"x" * 65536)
+                    await asyncio.sleep(0.001)
+
+        run(loop, main())
+
+
+def test_sock_recv_reset_raises(loop):
+    with tcp_pair() as (a, b):
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        b.close()
+
+        async def main():
+            with pytest.raises(ConnectionResetError):
+                await loop.sock_recv(a, 10)
+
+        run(loop, main())
+
+
+def test_sock_connect_refused(loop):
+    # A bound socket that does not listen: connecting to it is refused.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        addr = bound.getsockname()
+        with _nonblocking(socket.socket()) as cli:
+            with pytest.raises(ConnectionRefusedError):
+                run(loop, loop.sock_connect(cli, addr))
+
+
+def test_sock_connect_resolves_localhost(loop):
+    with tcp_listener() as srv:
+        port = srv.getsockname()[1]
+        with _nonblocking(socket.socket()) as cli:
+            async def main():
+                await loop.sock_connect(cli, ("localhost", port))
+                conn, _ = await loop.sock_accept(srv)
+                conn.close()
+                return cli.getpeername()
+
+            assert run(loop, main()) == ("127.0.0.1", port)
+
+
+def test_sock_accept_waits(loop):
+    with tcp_listener() as srv:
+        async def main():
+            task = loop.create_task(loop.sock_accept(srv))
+            await asyncio.sleep(0.01)
+            assert not task.done()
+            cli = socket.create_connection(srv.getsockname(), timeout=TIMEOUT)
+            conn, addr = await task
+            with cli, conn:
+                return addr == cli.getsockname()
+
+        assert run(loop, main())
+
+
+def test_many_concurrent_connections(loop):
+    n = 50
+
+    async def main():
+        with tcp_listener(backlog=n) as srv:
+            clients = [_nonblocking(socket.socket()) for _ in range(n)]
+            conns = []
+            try:
+                async def accept_all():
+                    for _ in range(n):
+                        conn, _ = await loop.sock_accept(srv)
+                        conns.append(conn)
+
+                acc = loop.create_task(accept_all())
+                await asyncio.gather(*[loop.sock_connect(c, srv.getsockname()) for c in clients])
+                await acc
+                for i, c in enumerate(clients):
+                    await loop.sock_sendall(c, b"%03d" % i)
+                got = sorted([await _recv_exactly(loop, c, 3) for c in conns])
+                return got
+            finally:
+                for s in clients + conns:
+                    s.close()
+
+    assert run(loop, main()) == [b"%03d" % i for i in range(n)]
+
+
+# ------------------------------------------------------ cancellation ----
+
+def test_cancel_pending_sock_recv(loop):
+    with tcp_pair() as (a, b):
+        async def main():
+            task = loop.create_task(loop.sock_recv(a, 100))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            # The cancelled read consumed nothing: the next one gets the data.
+            b.send(b"after cancel")
+            return await loop.sock_recv(a, 100)
+
+        assert run(loop, main()) == b"after cancel"
+
+
+def test_cancel_pending_sock_recv_into(loop):
+    with tcp_pair() as (a, b):
+        async def main():
+            buf = bytearray(100)
+            task = loop.create_task(loop.sock_recv_into(a, buf))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            b.send(b"fresh")
+            n = await loop.sock_recv_into(a, buf)
+            return bytes(buf[:n])
+
+        assert run(loop, main()) == b"fresh"
+
+
+def test_cancel_pending_sock_accept(loop):
+    with tcp_listener() as srv:
+        async def main():
+            task = loop.create_task(loop.sock_accept(srv))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            cli = socket.create_connection(srv.getsockname(), timeout=TIMEOUT)
+            conn, _ = await loop.sock_accept(srv)
+            cli.close()
+            conn.close()
+            return True
+
+        assert run(loop, main())
+
+
+def test_wait_for_timeout_on_sock_recv(loop):
+    with tcp_pair() as (a, b):
+        async def main():
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(loop.sock_recv(a, 10), 0.01)
+            b.send(b"x")
+            return await loop.sock_recv(a, 10)
+
+        assert run(loop, main()) == b"x"
+
+
+# -------------------------------------------------------------- UDP ----
+
+def _udp_pair(family):
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    a = _nonblocking(socket.socket(family, socket.SOCK_DGRAM))
+    b = _nonblocking(socket.socket(family, socket.SOCK_DGRAM))
+    a.bind((host, 0))
+    b.bind((host, 0))
+    return a, b
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_udp_sendto_recvfrom(loop, family):
+    a, b = _udp_pair(family)
+    with a, b:
+        async def main():
+            recv = loop.create_task(loop.sock_recvfrom(b, 100))
+            await asyncio.sleep(0.01)
+            assert not recv.done()
+            n = await loop.sock_sendto(a, b"datagram", b.getsockname())
+            assert n == len(b"datagram")
+            return await recv
+
+        data, addr = run(loop, main())
+        assert data == b"datagram"
+        assert addr == a.getsockname()
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+@pytest.mark.parametrize("family", FAMILIES)
+def test_udp_recvfrom_into(loop, family):
+    a, b = _udp_pair(family)
+    with a, b:
+        async def main():
+            buf = bytearray(20)
+            task = loop.create_task(loop.sock_recvfrom_into(b, buf))
+            await asyncio.sleep(0.01)
+            await loop.sock_sendto(a, b"into-buffer", b.getsockname())
+            nbytes, addr = await task
+            first = bytes(buf[:nbytes])
+            await loop.sock_sendto(a, b"truncated-by-nbytes", b.getsockname())
+            buf2 = bytearray(20)
+            nb2, _ = await loop.sock_recvfrom_into(b, buf2, 5)
+            return first, addr, nb2, bytes(buf2)
+
+        first, addr, nb2, buf2 = run(loop, main())
+        assert first == b"into-buffer"
+        assert addr == a.getsockname()
+        assert nb2 == 5
+        assert buf2 == b"trunc" + bytes(15)
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+def test_udp_recvfrom_truncates_to_bufsize(loop):
+    a, b = _udp_pair(socket.AF_INET)
+    with a, b:
+        a.sendto(b"0123456789", b.getsockname())
+        data, _ = run(loop, loop.sock_recvfrom(b, 4))
+        assert data == b"0123"
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+def test_udp_many_datagrams_in_order(loop):
+    a, b = _udp_pair(socket.AF_INET)
+    with a, b:
+        async def main():
+            got = []
+            for i in range(200):
+                await loop.sock_sendto(a, b"%d" % i, b.getsockname())
+                data, _ = await loop.sock_recvfrom(b, 100)
+                got.append(int(data))
+            return got
+
+        assert run(loop, main()) == list(range(200))
+
+
+def test_udp_connected_recv_and_sendall(loop):
+    a, b = _udp_pair(socket.AF_INET)
+    with a, b:
+        async def main():
+            await loop.sock_connect(a, b.getsockname())
+            await loop.sock_sendall(a, b"connected-udp")
+            return await loop.sock_recv(b, 100)
+
+        assert run(loop, main()) == b"connected-udp"
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+def test_cancel_pending_sock_recvfrom(loop):
+    a, b = _udp_pair(socket.AF_INET)
+    with a, b:
+        async def main():
+            task = loop.create_task(loop.sock_recvfrom(b, 100))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            a.sendto(b"kept", b.getsockname())
+            return await loop.sock_recvfrom(b, 100)
+
+        data, addr = run(loop, main())
+        assert (data, addr) == (b"kept", a.getsockname())
+
+
+# ------------------------------------------------------------- Unix ----
+
+@pytest.fixture
+def unix_path(tmp_path):
+    return str(tmp_path / "s.sock")
+
+
+def test_unix_stream(loop, unix_path):
+    with _nonblocking(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as srv:
+        srv.bind(unix_path)
+        srv.listen(1)
+
+        async def main():
+            with _nonblocking(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as cli:
+                acc = loop.create_task(loop.sock_accept(srv))
+                await loop.sock_connect(cli, unix_path)
+                conn, addr = await acc
+                with conn:
+                    assert conn.gettimeout() == 0
+                    await loop.sock_sendall(cli, b"over unix" * 1000)
+                    data = await _recv_exactly(loop, conn, 9000)
+                    await loop.sock_sendall(conn, b"back")
+                    back = await _recv_exactly(loop, cli, 4)
+                    return data, back
+
+        data, back = run(loop, main())
+        assert data == b"over unix" * 1000
+        assert back == b"back"
+
+
+def test_unix_connect_missing_path(loop, unix_path):
+    with _nonblocking(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)) as cli:
+        with pytest.raises(FileNotFoundError):
+            run(loop, loop.sock_connect(cli, unix_path))
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+def test_unix_dgram(loop, tmp_path):
+    pa, pb = str(tmp_path / "a"), str(tmp_path / "b")
+    with _nonblocking(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as a, \
+            _nonblocking(socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)) as b:
+        a.bind(pa)
+        b.bind(pb)
+
+        async def main():
+            task = loop.create_task(loop.sock_recvfrom(b, 100))
+            await asyncio.sleep(0.01)
+            await loop.sock_sendto(a, b"unix-dgram", pb)
+            return await task
+
+        assert run(loop, main()) == (b"unix-dgram", pa)
+
+
+def test_socketpair_sock_methods(loop):
+    with socketpair() as (a, b):
+        async def main():
+            await loop.sock_sendall(a, b"sp")
+            return await loop.sock_recv(b, 10)
+
+        assert run(loop, main()) == b"sp"
+
+
+# --------------------------------------------------------- sendfile ----
+
+@pytest.fixture
+def data_file(tmp_path):
+    data = os.urandom(256 * 1024) * 4  # 1 MiB
+    path = tmp_path / "payload.bin"
+    path.write_bytes(data)
+    return path, data
+
+
+@pytest.mark.xfail_uvloop("sock_sendfile is not implemented (NotImplementedError)")
+@pytest.mark.parametrize("offset, count", [(0, None), (1000, None), (12345, 100000)],
+                         ids=["whole", "offset", "offset-count"])
+def test_sock_sendfile(loop, data_file, offset, count):
+    path, data = data_file
+    expected = data[offset:offset + count if count else None]
+    with tcp_pair() as (a, b), open(path, "rb") as f:
+        async def main():
+            recv = loop.create_task(_recv_exactly(loop, b, len(expected)))
+            sent = await loop.sock_sendfile(a, f, offset, count)
+            return sent, await recv
+
+        sent, got = run(loop, main(), timeout=30)
+        assert sent == len(expected)
+        assert got == expected
+        assert f.tell() == offset + len(expected)
+
+
+@pytest.mark.xfail_uvloop("sock_sendfile is not implemented (NotImplementedError)")
+def test_sock_sendfile_fallback(loop, data_file):
+    _, data = data_file
+    f = io.BytesIO(data)  # no fileno(): the native path is unavailable
+    with tcp_pair() as (a, b):
+        async def main():
+            recv = loop.create_task(_recv_exactly(loop, b, len(data)))
+            sent = await loop.sock_sendfile(a, f)
+            return sent, await recv
+
+        sent, got = run(loop, main(), timeout=30)
+        assert sent == len(data)
+        assert got == data
+        assert f.tell() == len(data)
+
+
+@pytest.mark.xfail_uvloop("sock_sendfile is not implemented (NotImplementedError)")
+def test_sock_sendfile_no_fallback_raises(loop, data_file):
+    f = io.BytesIO(data_file[1])
+    with tcp_pair() as (a, b):
+        with pytest.raises(asyncio.SendfileNotAvailableError):
+            run(loop, loop.sock_sendfile(a, f, fallback=False))
+
+
+@pytest.mark.xfail_uvloop("sock_sendfile is not implemented (NotImplementedError)")
+def test_sock_sendfile_bad_arguments(loop, data_file):
+    path, _ = data_file
+    with tcp_pair() as (a, b), open(path, "rb") as f, open(path, "r") as text:
+        with pytest.raises(ValueError, match="binary mode"):
+            run(loop, loop.sock_sendfile(a, text))
+        with pytest.raises(ValueError, match="offset must be a non-negative integer"):
+            run(loop, loop.sock_sendfile(a, f, -1))
+        with pytest.raises(ValueError, match="count must be a positive integer"):
+            run(loop, loop.sock_sendfile(a, f, 0, 0))
+        with pytest.raises(TypeError, match="count must be a positive integer"):
+            run(loop, loop.sock_sendfile(a, f, 0, "1"))
+        u1, u2 = _udp_pair(socket.AF_INET)
+        with u1, u2:
+            with pytest.raises(ValueError, match="only SOCK_STREAM type sockets are supported"):
+                run(loop, loop.sock_sendfile(u1, f))
+
+
+# ------------------------------------------------------- bad sockets ----
+
+def _blocking_cases(loop, a, addr, buf):
+    return {
+        "sock_recv": lambda: loop.sock_recv(a, 10),
+        "sock_recv_into": lambda: loop.sock_recv_into(a, buf),
+        "sock_sendall": lambda: loop.sock_sendall(a, b"x"),
+        "sock_connect": lambda: loop.sock_connect(a, addr),
+        "sock_accept": lambda: loop.sock_accept(a),
+        "sock_recvfrom": lambda: loop.sock_recvfrom(a, 10),
+        "sock_recvfrom_into": lambda: loop.sock_recvfrom_into(a, buf),
+        "sock_sendto": lambda: loop.sock_sendto(a, b"x", addr),
+    }
+
+
+STREAM_METHODS = ["sock_recv", "sock_recv_into", "sock_sendall", "sock_connect", "sock_accept"]
+DGRAM_METHODS = ["sock_recvfrom", "sock_recvfrom_into", "sock_sendto"]
+
+
+@pytest.mark.parametrize("method", STREAM_METHODS)
+def test_blocking_socket_rejected_in_debug(loop, method):
+    _check_blocking_rejected(loop, method)
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+@pytest.mark.parametrize("method", DGRAM_METHODS)
+def test_blocking_socket_rejected_in_debug_dgram_methods(loop, method):
+    _check_blocking_rejected(loop, method)
+
+
+def _check_blocking_rejected(loop, method):
+    # asyncio rejects blocking sockets in debug mode only
+    loop.set_debug(True)
+    with socket.socket() as a:
+        a.setblocking(True)
+        coro = _blocking_cases(loop, a, ("127.0.0.1", 1), bytearray(10))[method]()
+        with pytest.raises(ValueError, match="the socket must be non-blocking"):
+            run(loop, coro)
+
+
+@pytest.mark.xfail_uvloop("sock_sendfile is not implemented (NotImplementedError)")
+def test_blocking_socket_rejected_sendfile_in_debug(loop, data_file):
+    loop.set_debug(True)
+    with tcp_pair() as (a, b), open(data_file[0], "rb") as f:
+        a.setblocking(True)
+        with pytest.raises(ValueError, match="the socket must be non-blocking"):
+            run(loop, loop.sock_sendfile(a, f))
+
+
+@pytest.mark.xfail_uvloop("SSLSocket is not rejected")
+@pytest.mark.parametrize("method", STREAM_METHODS + DGRAM_METHODS)
+def test_ssl_socket_rejected(loop, method):
+    ssl = pytest.importorskip("ssl")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    with ctx.wrap_socket(socket.socket(), server_hostname="localhost",
+                         do_handshake_on_connect=False) as s:
+        s.setblocking(False)
+        coro = _blocking_cases(loop, s, ("127.0.0.1", 1), bytearray(10))[method]()
+        with pytest.raises(TypeError, match="Socket cannot be of type SSLSocket"):
+            run(loop, coro)

@@ -1,0 +1,359 @@
+"""Threads: call_soon_threadsafe wakeups, executors, async generator shutdown."""
+
+import asyncio
+import concurrent.futures
+import gc
+import sys
+import threading
+import time
+import warnings
+
+import pytest
+
+from tests.support import TIMEOUT, run
+
+
+def test_call_soon_threadsafe_wakes_blocked_loop(loop):
+    # The loop has nothing to do but a timer an hour away: only the
+    # threadsafe wakeup can make it run the callback.
+    far = loop.call_later(3600, lambda: None)
+    fut = loop.create_future()
+
+    def worker():
+        time.sleep(0.05)  # let the loop block in its poll
+        loop.call_soon_threadsafe(fut.set_result, threading.get_ident())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    try:
+        tid = run(loop, fut)
+    finally:
+        t.join(TIMEOUT)
+        far.cancel()
+    assert tid == t.ident
+
+
+def test_call_soon_threadsafe_repeated_wakeups(loop):
+    # Many separate wakeups of a blocked loop (the wakeup must re-arm).
+    far = loop.call_later(3600, lambda: None)
+    got = []
+
+    async def main():
+        for i in range(50):
+            fut = loop.create_future()
+            t = threading.Thread(target=loop.call_soon_threadsafe,
+                                 args=(fut.set_result, i))
+            t.start()
+            got.append(await fut)
+            t.join()
+
+    run(loop, main(), timeout=30)
+    far.cancel()
+    assert got == list(range(50))
+
+
+def test_call_soon_threadsafe_many_threads_fifo_per_thread(loop):
+    nthreads, per_thread = 4, 500
+    seen = {i: [] for i in range(nthreads)}
+    done = loop.create_future()
+    remaining = [nthreads * per_thread]
+
+    def record(tid, n):
+        seen[tid].append(n)
+        remaining[0] -= 1
+        if remaining[0] == 0:
+            done.set_result(None)
+
+    barrier = threading.Barrier(nthreads)
+
+    def worker(tid):
+        barrier.wait()
+        for n in range(per_thread):
+            loop.call_soon_threadsafe(record, tid, n)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(nthreads)]
+    for t in threads:
+        t.start()
+    try:
+        run(loop, done, timeout=30)
+    finally:
+        for t in threads:
+            t.join(TIMEOUT)
+    for tid in range(nthreads):
+        assert seen[tid] == list(range(per_thread))
+
+
+def test_call_soon_threadsafe_returns_cancellable_handle(loop):
+    calls = []
+    h = loop.call_soon_threadsafe(calls.append, 1)
+    assert isinstance(repr(h), str)
+    h.cancel()
+    assert h.cancelled()
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert calls == []
+
+
+def test_run_in_executor_default(loop):
+    def work(a, b):
+        return a + b, threading.get_ident()
+
+    result, tid = run(loop, loop.run_in_executor(None, work, 2, 3))
+    assert result == 5
+    assert tid != threading.get_ident()
+
+
+def test_run_in_executor_exception(loop):
+    def work():
+        raise KeyError("k")
+
+    with pytest.raises(KeyError):
+        run(loop, loop.run_in_executor(None, work))
+
+
+def test_run_in_executor_returns_asyncio_future(loop):
+    async def main():
+        f = loop.run_in_executor(None, lambda: 1)
+        assert isinstance(f, asyncio.Future)
+        assert f.get_loop() is loop
+        return await f
+
+    assert run(loop, main()) == 1
+
+
+def test_run_in_executor_custom_executor(loop):
+    with concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="custom-ex") as ex:
+        name = run(loop, loop.run_in_executor(ex, lambda: threading.current_thread().name))
+    assert name.startswith("custom-ex")
+
+
+def test_to_thread(loop):
+    async def main():
+        return await asyncio.to_thread(lambda x: x * 2, 21)
+
+    assert run(loop, main()) == 42
+
+
+def test_set_default_executor(loop):
+    ex = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="dflt-ex")
+    try:
+        loop.set_default_executor(ex)
+        name = run(loop, loop.run_in_executor(None, lambda: threading.current_thread().name))
+        assert name.startswith("dflt-ex")
+    finally:
+        ex.shutdown(wait=True)
+
+
+@pytest.mark.xfail_uvloop("accepts any concurrent.futures.Executor")
+def test_set_default_executor_rejects_non_thread_pool(loop):
+    class MyExecutor(concurrent.futures.Executor):
+        pass
+
+    with pytest.raises(TypeError, match="executor must be ThreadPoolExecutor instance"):
+        loop.set_default_executor(MyExecutor())
+    with pytest.raises(TypeError, match="executor must be ThreadPoolExecutor instance"):
+        loop.set_default_executor(None)
+
+
+def test_shutdown_default_executor(loop):
+    async def main():
+        name = await loop.run_in_executor(None, lambda: threading.current_thread())
+        await loop.shutdown_default_executor()
+        return name
+
+    worker = run(loop, main())
+    # shutdown waited for the pool's threads
+    worker.join(TIMEOUT)
+    assert not worker.is_alive()
+    with pytest.raises(RuntimeError, match="Executor shutdown has been called"):
+        loop.run_in_executor(None, lambda: None)
+
+
+def test_shutdown_default_executor_without_executor(loop):
+    run(loop, loop.shutdown_default_executor())
+    with pytest.raises(RuntimeError, match="Executor shutdown has been called"):
+        loop.run_in_executor(None, lambda: None)
+
+
+def test_shutdown_default_executor_custom_still_allowed(loop):
+    run(loop, loop.shutdown_default_executor())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as ex:
+        assert run(loop, loop.run_in_executor(ex, lambda: 9)) == 9
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="timeout= is 3.12+")
+def test_shutdown_default_executor_timeout_param(loop):
+    async def main():
+        await loop.run_in_executor(None, lambda: None)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            await loop.shutdown_default_executor(timeout=TIMEOUT)
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("the timeout cancels the wait instead of warning")
+@pytest.mark.skipif(sys.version_info < (3, 13),
+                    reason="before 3.13 the timeout does not bound a blocked worker")
+def test_shutdown_default_executor_timeout_expires(loop):
+    release = threading.Event()
+
+    async def main():
+        started = threading.Event()
+
+        def blocked():
+            started.set()
+            release.wait(TIMEOUT)
+
+        fut = loop.run_in_executor(None, blocked)
+        while not started.is_set():
+            await asyncio.sleep(0.001)
+        with pytest.warns(RuntimeWarning,
+                          match="The executor did not finishing joining its threads "
+                                "within 0.05 seconds."):
+            await loop.shutdown_default_executor(timeout=0.05)
+        release.set()
+        await fut
+
+    try:
+        run(loop, main())
+    finally:
+        release.set()
+
+
+def test_close_does_not_wait_for_executor(loop):
+    release = threading.Event()
+    try:
+        async def main():
+            loop.run_in_executor(None, release.wait, TIMEOUT)
+            await asyncio.sleep(0.01)
+
+        run(loop, main())
+        t0 = time.monotonic()
+        loop.close()
+        # close() shuts the executor down without waiting (asyncio does
+        # shutdown(wait=False)); the blocked worker is released below.
+        assert time.monotonic() - t0 < TIMEOUT / 2
+    finally:
+        release.set()
+
+
+def test_shutdown_asyncgens(loop):
+    events = []
+
+    async def agen():
+        try:
+            for i in range(10):
+                yield i
+        finally:
+            events.append("finalized")
+
+    async def main():
+        g = agen()
+        assert await g.__anext__() == 0
+        return g
+
+    g = loop.run_until_complete(main())
+    assert events == []
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    assert events == ["finalized"]
+    del g
+
+
+def test_shutdown_asyncgens_error_is_reported(loop):
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+
+    async def agen():
+        try:
+            yield 1
+        finally:
+            raise ValueError("in finally")
+
+    async def main():
+        g = agen()
+        await g.__anext__()
+        return g
+
+    g = loop.run_until_complete(main())
+    loop.run_until_complete(loop.shutdown_asyncgens())
+    assert len(contexts) == 1
+    assert "an error occurred during closing of asynchronous generator" in contexts[0]["message"]
+    assert isinstance(contexts[0]["exception"], ValueError)
+    assert contexts[0]["asyncgen"] is g
+
+
+def test_asyncgen_finalized_when_collected_while_running(loop):
+    events = []
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            events.append(asyncio.get_running_loop())
+
+    async def main():
+        g = agen()
+        await g.__anext__()
+        del g
+        gc.collect()
+        for _ in range(10):
+            await asyncio.sleep(0)
+            if events:
+                break
+
+    run(loop, main())
+    assert events == [loop]
+
+
+def test_asyncgen_first_iter_after_shutdown_warns(loop):
+    async def agen():
+        yield 1
+
+    loop.run_until_complete(loop.shutdown_asyncgens())
+
+    async def main():
+        g = agen()
+        with pytest.warns(ResourceWarning, match="was scheduled after loop.shutdown_asyncgens"):
+            await g.__anext__()
+        await g.aclose()
+
+    run(loop, main())
+
+
+def test_call_soon_threadsafe_racing_close(loop_factory):
+    # A thread keeps scheduling while the loop runs, stops and closes: every
+    # call either schedules or raises 'Event loop is closed'; nothing else.
+    lp = loop_factory()
+    errors = []
+    stop = threading.Event()
+    calls = [0]
+
+    def hammer():
+        while not stop.is_set():
+            try:
+                lp.call_soon_threadsafe(lambda: None)
+                calls[0] += 1
+            except RuntimeError as exc:
+                if str(exc) != "Event loop is closed":
+                    errors.append(exc)
+                return
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    t = threading.Thread(target=hammer)
+    t.start()
+    try:
+        run(lp, asyncio.sleep(0.05))
+        lp.close()
+        t.join(TIMEOUT)
+    finally:
+        stop.set()
+        t.join(TIMEOUT)
+        lp.close()
+    assert not t.is_alive()
+    assert errors == []
+    assert calls[0] > 0
