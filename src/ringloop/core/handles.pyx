@@ -203,14 +203,9 @@ if not PY312:
 
 
 cdef Handle new_handle(object loop, object callback, tuple args, object context):
+    """A handle under the cyclic GC (readers, writers, signal handlers)."""
     cdef Handle h = Handle.__new__(Handle)
-    h.callback = callback
-    h.args = args
-    h.loop = loop
-    if context is None:
-        h.context = PyContext_CopyCurrent()
-    else:
-        h.context = context
+    _fill(h, loop, callback, args, context)
     return h
 
 
@@ -221,16 +216,19 @@ cdef extern from "Python.h":
     Py_ssize_t Py_REFCNT(object op)
 
 
-cdef Handle new_owned_handle(object loop, object callback, tuple args, object context):
-    """A handle the loop owns until it runs: kept out of the cyclic GC."""
-    cdef Handle h = Handle.__new__(Handle)
+cdef inline int _fill(Handle h, object loop, object callback, tuple args,
+                     object context) except -1:
     h.callback = callback
     h.args = args
     h.loop = loop
-    if context is None:
-        h.context = PyContext_CopyCurrent()
-    else:
-        h.context = context
+    h.context = PyContext_CopyCurrent() if context is None else context
+    return 0
+
+
+cdef Handle new_owned_handle(object loop, object callback, tuple args, object context):
+    """A handle the loop owns until it runs: kept out of the cyclic GC."""
+    cdef Handle h = Handle.__new__(Handle)
+    _fill(h, loop, callback, args, context)
     PyObject_GC_UnTrack(<void *>h)
     h.untracked = True
     return h
@@ -250,15 +248,10 @@ cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept:
 
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context):
+    """A timer the loop owns until it fires or is dropped (see above)."""
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
-    h.callback = callback
-    h.args = args
-    h.loop = loop
+    _fill(h, loop, callback, args, context)
     h.when_ = when
-    if context is None:
-        h.context = PyContext_CopyCurrent()
-    else:
-        h.context = context
     PyObject_GC_UnTrack(<void *>h)
     h.untracked = True
     return h

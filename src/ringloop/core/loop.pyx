@@ -1218,120 +1218,45 @@ cdef class CoreLoop:
         if handle is None or not handle.cancelled():
             self.remove_writer(fd)
 
-    async def sock_recv(self, sock, n):
-        """Receive up to n bytes from the non-blocking socket sock."""
+    # recv, recv_into, recvfrom, recvfrom_into and sendto share one shape:
+    # try sock.<method>(*args); on EAGAIN wait for readiness and retry it
+    # from the reader/writer callback until it succeeds or fails.  The
+    # method is looked up on each attempt, as asyncio does.
+
+    async def _sock_try(self, sock, str method, tuple args, bint write):
         self._check_sock(sock)
         try:
-            return sock.recv(n)
+            return getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             pass
         fut = aio_Future(loop=self)
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, self._sock_recv, (fut, sock, n))
-        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
+        if write:
+            handle = self._add_writer(fd, _sock_retry, (fut, sock, method, args))
+            fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
+        else:
+            handle = self._add_reader(fd, _sock_retry, (fut, sock, method, args))
+            fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
         return await fut
 
-    def _sock_recv(self, fut, sock, n):
-        if fut.done():
-            return
-        try:
-            data = sock.recv(n)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(data)
+    async def sock_recv(self, sock, n):
+        """Receive up to n bytes from the non-blocking socket sock."""
+        return await self._sock_try(sock, "recv", (n,), False)
 
     async def sock_recv_into(self, sock, buf):
         """Receive into buf; return the number of bytes received."""
-        self._check_sock(sock)
-        try:
-            return sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut = aio_Future(loop=self)
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, self._sock_recv_into, (fut, sock, buf))
-        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
-        return await fut
-
-    def _sock_recv_into(self, fut, sock, buf):
-        if fut.done():
-            return
-        try:
-            nbytes = sock.recv_into(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(nbytes)
+        return await self._sock_try(sock, "recv_into", (buf,), False)
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
-        self._check_sock(sock)
-        try:
-            return sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut = aio_Future(loop=self)
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, self._sock_recvfrom, (fut, sock, bufsize))
-        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
-        return await fut
-
-    def _sock_recvfrom(self, fut, sock, bufsize):
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom(bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
+        return await self._sock_try(sock, "recvfrom", (bufsize,), False)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
-        self._check_sock(sock)
         if not nbytes:
             nbytes = len(buf)
-        try:
-            return sock.recvfrom_into(buf, nbytes)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut = aio_Future(loop=self)
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_reader(fd, self._sock_recvfrom_into,
-                                  (fut, sock, buf, nbytes))
-        fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
-        return await fut
-
-    def _sock_recvfrom_into(self, fut, sock, buf, bufsize):
-        if fut.done():
-            return
-        try:
-            result = sock.recvfrom_into(buf, bufsize)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
+        return await self._sock_try(sock, "recvfrom_into", (buf, nbytes), False)
 
     async def sock_sendall(self, sock, data):
         """Send all of data; None on success, the error otherwise (how much
@@ -1372,31 +1297,7 @@ cdef class CoreLoop:
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
-        self._check_sock(sock)
-        try:
-            return sock.sendto(data, address)
-        except (BlockingIOError, InterruptedError):
-            pass
-        fut = aio_Future(loop=self)
-        fd = sock.fileno()
-        self._ensure_fd_no_transport(fd)
-        handle = self._add_writer(fd, self._sock_sendto, (fut, sock, data, address))
-        fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
-        return await fut
-
-    def _sock_sendto(self, fut, sock, data, address):
-        if fut.done():
-            return
-        try:
-            n = sock.sendto(data, address)
-        except (BlockingIOError, InterruptedError):
-            return
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(n)
+        return await self._sock_try(sock, "sendto", (data, address), True)
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
@@ -1686,6 +1587,22 @@ def _sighandler_noop(signum, frame):
     """Dummy signal handler: Python writes the signal number to the loop's
     wake-up socket, and the loop calls the registered callback."""
     pass
+
+
+def _sock_retry(fut, sock, method, args):
+    # Reader/writer callback of _sock_try: retry the call once ready.
+    if fut.done():
+        return
+    try:
+        result = getattr(sock, method)(*args)
+    except (BlockingIOError, InterruptedError):
+        return
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
 
 
 def _run_until_complete_cb(fut):
