@@ -36,6 +36,11 @@ import time
 
 import pytest
 
+# Started in the background (CI), this process inherited SIGINT as ignored:
+# give it Python's usual KeyboardInterrupt handler, as in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 

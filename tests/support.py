@@ -113,7 +113,11 @@ def child_script(body):
     """
     paths = [ROOT_DIR] + [p for p in sys.path if p]
     prelude = (
-        "import sys\n"
+        "import sys, signal\n"
+        # A process started in the background inherits SIGINT as ignored,
+        # and Python then installs no KeyboardInterrupt handler: restore it
+        # so Ctrl-C behaves as in a terminal.
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
         f"sys.path[:0] = {paths!r}\n"
         "from tests.conftest import make_loop\n"
     )
