@@ -151,7 +151,9 @@ cdef class CoreLoop:
         self.timer_cancelled_count = 0
         self.timer_seq = 0
         self.stopping = False
-        self.closed = False
+        # Closed until __init__ completes: a loop whose construction failed
+        # (io_uring refused, fd exhaustion) has nothing to close or warn about.
+        self.closed = True
         self.thread_id = None
         self.watches = {}
         self.slow_callback_duration = 0.1
@@ -183,6 +185,7 @@ cdef class CoreLoop:
         self.internal_watches = 1
         w.mask = 0
         self.driver.set_interest(w, EV_READ)
+        self.closed = False
 
     # ------------------------------------------------------------------
     # state checks

@@ -56,7 +56,7 @@ cdef class ProactorCore(CoreLoop):
     def close(self):
         """Close: cancel the ring operations in flight and wait for their
         final completions, then close the loop and unmap the ring."""
-        if self.thread_id is not None or self.closed:
+        if self.thread_id is not None or self.closed or self.uring is None:
             CoreLoop.close(self)   # raises / returns as asyncio does
             return
         # First, while the loop still accepts callbacks: in-flight ops are
