@@ -26,7 +26,6 @@ if not uring.probe()["available"]:
     pytest.skip(f"io_uring unavailable: {uring.probe()['error']}", allow_module_level=True)
 
 EV_READ, EV_WRITE = 1, 2
-SRC = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "src")
 
 
 # --------------------------------------------------------------------------
@@ -904,7 +903,12 @@ def test_close_from_another_thread(aloop):
 
 
 def _run_child(code, timeout=60):
-    env = dict(os.environ, PYTHONPATH=SRC + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # The child imports ringloop exactly as this process did (installed
+    # package in CI, the source tree with an in-place build otherwise).
+    import ringloop
+
+    pkg_parent = os.path.dirname(os.path.dirname(ringloop.__file__))
+    env = dict(os.environ, PYTHONPATH=pkg_parent + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
