@@ -109,3 +109,18 @@ async def _sleep0():
     import asyncio
 
     await asyncio.sleep(0)
+
+
+def test_callback_freed_before_the_next_callback_runs(loop):
+    class Payload:
+        pass
+
+    payload = Payload()
+    ref = weakref.ref(payload)
+    seen = []
+    loop.call_soon(lambda p=payload: None)
+    del payload
+    loop.call_soon(lambda: seen.append(ref() is None))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [True]

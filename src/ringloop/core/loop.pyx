@@ -62,8 +62,6 @@ from ringloop import _messages as msg
 # Cached stdlib names (origin-prefixed, as the codebase convention says).
 cdef object aio_Future = asyncio.Future
 cdef object aio_Task = asyncio.Task
-cdef object aio_set_running_loop = aio_events._set_running_loop
-cdef object aio_get_running_loop = aio_events._get_running_loop
 cdef object aio_ensure_future = aio_tasks.ensure_future
 cdef object aio_isfuture = aio_futures.isfuture
 cdef object aio_wrap_future = aio_futures.wrap_future
@@ -77,8 +75,6 @@ cdef object sys_get_asyncgen_hooks = sys.get_asyncgen_hooks
 cdef object sys_set_asyncgen_hooks = sys.set_asyncgen_hooks
 cdef object th_get_ident = threading.get_ident
 cdef object th_main_thread = threading.main_thread
-cdef object sock_getaddrinfo = socket.getaddrinfo
-cdef object sock_getnameinfo = socket.getnameinfo
 cdef object fn_partial = functools.partial
 
 cdef bint PY312 = sys.version_info >= (3, 12)
@@ -214,7 +210,7 @@ cdef class CoreLoop:
     def _check_running(self):
         if self.thread_id is not None:
             raise RuntimeError(msg.LOOP_RUNNING)
-        if aio_get_running_loop() is not None:
+        if aio_events._get_running_loop() is not None:
             raise RuntimeError(msg.OTHER_LOOP_RUNNING)
 
     def is_running(self):
@@ -524,21 +520,25 @@ cdef class CoreLoop:
         # Double buffer: callbacks scheduled while these run go to the other
         # list and wait for the next iteration, as in asyncio.
         self.ready = self.ready_spare
-        # handle_release(h, 2): the loop's references are todo's and h's.
+        # Each handle leaves the batch before it runs (its slot becomes NULL,
+        # which CPython's list code tolerates), so that, as in asyncio, what
+        # a callback referenced (a finished task...) is freed as soon as it
+        # has run, not when the whole batch is done.  handle_release(h, 1):
+        # the loop's only reference is then h's.
         try:
             if not self.debug:
                 while i < n:
-                    h = <Handle>PyList_GET_ITEM(todo, i)
+                    h = _take(todo, i)
                     i += 1
                     if not h.cancelled_:
                         h.run()
-                    handle_release(h, 2)
+                    handle_release(h, 1)
             else:
                 while i < n:
-                    h = <Handle>PyList_GET_ITEM(todo, i)
+                    h = _take(todo, i)
                     i += 1
                     if h.cancelled_:
-                        handle_release(h, 2)
+                        handle_release(h, 1)
                         continue
                     self.current_handle = h
                     try:
@@ -550,9 +550,9 @@ cdef class CoreLoop:
                                                _format_handle(h), dt)
                     finally:
                         self.current_handle = None
-                    handle_release(h, 2)
+                    handle_release(h, 1)
         except BaseException:
-            handle_release(h, 2)
+            handle_release(h, 1)
             # KeyboardInterrupt/SystemExit from a callback: what did not run
             # yet runs first on the next iteration.
             rest = todo[i:]
@@ -577,14 +577,14 @@ cdef class CoreLoop:
         self.thread_id = th_get_ident()
         sys_set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                finalizer=self._asyncgen_finalizer_hook)
-        aio_set_running_loop(self)
+        aio_events._set_running_loop(self)
         self._install_signal_wakeup()
         return 0
 
     cdef int _run_forever_cleanup(self) except -1:
         self.stopping = False
         self.thread_id = None
-        aio_set_running_loop(None)
+        aio_events._set_running_loop(None)
         self._set_origin_tracking(False)
         if self.old_agen_hooks is not None:
             sys_set_asyncgen_hooks(*self.old_agen_hooks)
@@ -1046,8 +1046,8 @@ cdef class CoreLoop:
         included) are resolved at once without a thread round trip."""
         if _is_numeric_query(host, port):
             try:
-                return sock_getaddrinfo(host, port, family, type, proto,
-                                        flags | socket.AI_NUMERICHOST)
+                return socket.getaddrinfo(host, port, family, type, proto,
+                                          flags | socket.AI_NUMERICHOST)
             except socket.gaierror:
                 pass  # not numeric after all: let the resolver decide
         if self.debug:
@@ -1055,7 +1055,7 @@ cdef class CoreLoop:
                 None, self._getaddrinfo_debug, host, port, family, type,
                 proto, flags)
         return await self.run_in_executor(
-            None, sock_getaddrinfo, host, port, family, type, proto, flags)
+            None, socket.getaddrinfo, host, port, family, type, proto, flags)
 
     def _getaddrinfo_debug(self, host, port, family, type, proto, flags):
         parts = [f"{host}:{port!r}"]
@@ -1070,7 +1070,7 @@ cdef class CoreLoop:
         text = ', '.join(parts)
         aio_logger.debug('Get address info %s', text)
         t0 = monotonic()
-        addrinfo = sock_getaddrinfo(host, port, family, type, proto, flags)
+        addrinfo = socket.getaddrinfo(host, port, family, type, proto, flags)
         dt = monotonic() - t0
         text = f'Getting address info {text} took {dt * 1e3:.3f}ms: {addrinfo!r}'
         if dt >= self.slow_callback_duration:
@@ -1080,7 +1080,7 @@ cdef class CoreLoop:
         return addrinfo
 
     async def getnameinfo(self, sockaddr, flags=0):
-        return await self.run_in_executor(None, sock_getnameinfo, sockaddr, flags)
+        return await self.run_in_executor(None, socket.getnameinfo, sockaddr, flags)
 
     # ------------------------------------------------------------------
     # readiness callbacks
@@ -1541,6 +1541,16 @@ cdef class CoreLoop:
 
 # ----------------------------------------------------------------------
 # module helpers
+
+
+cdef inline Handle _take(list lst, Py_ssize_t i):
+    # Move item i out of lst (leaving NULL): the caller gets its reference.
+    cdef PyObject **items = (<PyListObject *>lst).ob_item
+    cdef PyObject *p = items[i]
+    items[i] = NULL
+    cdef Handle h = <Handle>p     # a new reference...
+    Py_DECREF(h)                  # ...replacing the list's
+    return h
 
 
 cdef int _release_all(list handles) except -1:
