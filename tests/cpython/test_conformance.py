@@ -2,7 +2,8 @@
 
 For each required module of CPython's installed ``test.test_asyncio`` and each
 loop preset named in ``RINGLOOP_CONFORMANCE_LOOPS`` (comma-separated, default
-"ringloop,ringloop-poll"; add "ringloop-proactor" once it exists), the module
+"ringloop,ringloop-poll,ringloop-proactor"; the proactor is skipped where
+io_uring cannot run), the module
 is run on the stdlib loop (once per session) and on the preset, each in
 worker subprocesses (see harness.py). The test fails if a test passing on the
 stdlib loop does not pass on the preset and is not in ``skips.py``, or if a
@@ -26,7 +27,7 @@ from .presets import PRESETS, LoopSpec, parse_loop
 LOOPS_ENV = "RINGLOOP_CONFORMANCE_LOOPS"
 MODULES_ENV = "RINGLOOP_CONFORMANCE_MODULES"
 TIMEOUT_ENV = "RINGLOOP_CONFORMANCE_TIMEOUT"
-DEFAULT_LOOPS = "ringloop,ringloop-poll"
+DEFAULT_LOOPS = "ringloop,ringloop-poll,ringloop-proactor"
 
 
 def _split(value: str) -> list[str]:
