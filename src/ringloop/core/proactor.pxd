@@ -7,3 +7,4 @@ cdef class ProactorCore(CoreLoop):
         UringDriver uring    # the same object as CoreLoop.driver
 
     cdef object _new_future(self)
+    cdef int _cancel_op(self, op) except -1

@@ -11,7 +11,7 @@ import errno
 import socket
 
 from ringloop.core.loop cimport CoreLoop
-from ringloop.drivers.uring cimport UringDriver
+from ringloop.drivers.uring cimport UringDriver, UringOp
 
 cdef object aio_Future = asyncio.Future
 cdef object sock_socket = socket.socket
@@ -50,6 +50,9 @@ cdef class ProactorCore(CoreLoop):
         # Raises UringUnavailable (an OSError naming the cause and pointing
         # to SelectorEventLoop) where io_uring cannot run.
         drv = UringDriver(entries=entries)
+        # Our sock_* coroutines own their futures and cancel their ops when
+        # cancelled (see _cancel_op), so ops need not watch the futures.
+        drv.caller_cancels = True
         self.uring = drv
         CoreLoop.__init__(self, driver=drv)
 
@@ -64,6 +67,15 @@ cdef class ProactorCore(CoreLoop):
         self.uring.close()
         CoreLoop.close(self)
 
+    # Each sock_* method awaits its private future; if the coroutine is
+    # cancelled (or closed) while waiting, it cancels the kernel request: the
+    # op keeps its buffers until the kernel is done, and what it brings late
+    # goes to the fd's stash for the next operation.
+    cdef int _cancel_op(self, op) except -1:
+        if op is not None:
+            self.uring.op_cancel(<UringOp>op)
+        return 0
+
     cdef object _new_future(self):
         self._check_closed()
         return aio_Future(loop=self)
@@ -72,29 +84,45 @@ cdef class ProactorCore(CoreLoop):
         """Receive up to n bytes (an io_uring RECV)."""
         self._check_sock(sock)
         fut = self._new_future()
-        self.uring.op_recv(sock.fileno(), n, fut)
-        return await fut
+        op = self.uring.op_recv(sock.fileno(), n, fut)
+        try:
+            return await fut
+        except BaseException:
+            self._cancel_op(op)
+            raise
 
     async def sock_recv_into(self, sock, buf):
         """Receive into buf; return the number of bytes received."""
         self._check_sock(sock)
         fut = self._new_future()
-        self.uring.op_recv_into(sock.fileno(), buf, 0, fut)
-        return await fut
+        op = self.uring.op_recv_into(sock.fileno(), buf, 0, fut)
+        try:
+            return await fut
+        except BaseException:
+            self._cancel_op(op)
+            raise
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
         self._check_sock(sock)
         fut = self._new_future()
-        self.uring.op_recvfrom(sock.fileno(), bufsize, fut)
-        return await fut
+        op = self.uring.op_recvfrom(sock.fileno(), bufsize, fut)
+        try:
+            return await fut
+        except BaseException:
+            self._cancel_op(op)
+            raise
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
         self._check_sock(sock)
         fut = self._new_future()
-        self.uring.op_recvfrom_into(sock.fileno(), buf, nbytes, fut)
-        return await fut
+        op = self.uring.op_recvfrom_into(sock.fileno(), buf, nbytes, fut)
+        try:
+            return await fut
+        except BaseException:
+            self._cancel_op(op)
+            raise
 
     async def sock_sendall(self, sock, data):
         """Send all of data (SEND ops, resubmitted for the remainder)."""
@@ -102,15 +130,23 @@ cdef class ProactorCore(CoreLoop):
         if not len(data):
             return
         fut = self._new_future()
-        self.uring.op_sendall(sock.fileno(), data, fut)
-        return await fut
+        op = self.uring.op_sendall(sock.fileno(), data, fut)
+        try:
+            return await fut
+        except BaseException:
+            self._cancel_op(op)
+            raise
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
         self._check_sock(sock)
         fut = self._new_future()
-        self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
-        return await fut
+        op = self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
+        try:
+            return await fut
+        except BaseException:
+            self._cancel_op(op)
+            raise
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
@@ -120,7 +156,7 @@ cdef class ProactorCore(CoreLoop):
                 address, family=sock.family, type=sock.type, proto=sock.proto)
             address = resolved[0][4]
         fut = self._new_future()
-        self.uring.op_connect(sock.fileno(), sock.family, address, fut)
+        op = self.uring.op_connect(sock.fileno(), sock.family, address, fut)
         try:
             return await fut
         except OSError as exc:
@@ -130,13 +166,20 @@ cdef class ProactorCore(CoreLoop):
             if exc.errno == errno.EISCONN and _same_peer(sock, address):
                 return None
             raise
+        except BaseException:
+            self._cancel_op(op)
+            raise
 
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking."""
         self._check_sock(sock)
         fut = self._new_future()
-        self.uring.op_accept(sock.fileno(), fut)
-        fd, address = await fut
+        op = self.uring.op_accept(sock.fileno(), fut)
+        try:
+            fd, address = await fut
+        except BaseException:
+            self._cancel_op(op)
+            raise
         try:
             conn = sock_socket(sock.family, sock.type, sock.proto, fileno=fd)
         except BaseException:

@@ -197,6 +197,10 @@ cdef class UringDriver(Driver):
         bint single_issuer
         bint defer_taskrun
         bint cancel_queued            # an ASYNC_CANCEL/POLL_REMOVE awaits submission
+        # The caller cancels ops itself (its coroutine catches the
+        # cancellation at `await fut` and calls op_cancel): ops then skip
+        # registering as their future's done callback, two method calls less.
+        public bint caller_cancels
         bint taskrun_flag
         unsigned char ops[64]         # opcode supported (REGISTER_PROBE)
 

@@ -1249,6 +1249,8 @@ cdef class UringDriver(Driver):
         op.state = ST_SUBMITTED
         op.drv = self
         self.st_ops += 1
+        if self.caller_cancels:
+            return 0
         try:
             op.fut.add_done_callback(op)
         except BaseException:
@@ -1413,7 +1415,8 @@ cdef class UringDriver(Driver):
                         self.accept_stash.setdefault(op.fd, []).append((res, addr))
                 value = (res, addr)
             if wanted:
-                fut.remove_done_callback(op)
+                if not self.caller_cancels:
+                    fut.remove_done_callback(op)
                 if res < 0:
                     if exc is None:
                         fut.cancel()
