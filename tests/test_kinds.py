@@ -206,3 +206,37 @@ def test_default_proactor_falls_back_when_io_uring_is_blocked():
     assert out.count("FALLBACK: io_uring unavailable, using epoll") == 3
     assert "RUN: io_uring unavailable, using epoll" in out
     assert "WARNINGS: 1 RuntimeWarning" in out
+
+
+@needs_uring
+def test_proactor_accepts_a_queued_burst_without_an_iteration_each():
+    import ringloop
+
+    loop = ringloop.ProactorEventLoop()
+    n = 200
+    listener = socket.socket()
+    clients = []
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(n + 10)
+        listener.setblocking(False)
+        for _ in range(n):   # completed handshakes wait in the backlog
+            c = socket.create_connection(listener.getsockname(), timeout=TIMEOUT)
+            clients.append(c)
+
+        async def main():
+            before = loop.statistics()["iterations"]
+            conns = [await loop.sock_accept(listener) for _ in range(n)]
+            after = loop.statistics()["iterations"]
+            for conn, _ in conns:
+                conn.close()
+            return len(conns), after - before
+
+        accepted, iterations = loop.run_until_complete(main())
+    finally:
+        for c in clients:
+            c.close()
+        listener.close()
+        loop.close()
+    assert accepted == n
+    assert iterations < n // 4, iterations
