@@ -6,7 +6,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -17,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import _common
 import micro
 
 # Python's start-up, imports and loop creation cost the same at both counts,
@@ -35,7 +35,7 @@ def count_ir(valgrind: str, bench: str, factory: str, ops: int, timeout: float,
     env = dict(os.environ, PYTHONHASHSEED="0")
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
-                              cwd=micro.HERE, env=env)
+                              cwd=_common.HERE, env=env)
         if proc.returncode != 0:
             lines = [ln for ln in proc.stderr.splitlines() if not ln.startswith("==")]
             return {"error": (lines or [f"exit status {proc.returncode}"])[-1]}
@@ -72,8 +72,8 @@ def fmt_ir(value: float | None) -> str:
 def markdown_table(benches: Sequence[str], loops: Sequence[str],
                    cells: dict[str, dict[str, float | None]]) -> str:
     """Instructions per op (lower is better); ours against uvloop and the leanest peer."""
-    ours = [name for name in loops if name.startswith(micro.OURS_PREFIX)]
-    peers = [name for name in micro.PEERS if name in loops]
+    ours = [name for name in loops if name.startswith(_common.OURS_PREFIX)]
+    peers = [name for name in _common.PEERS if name in loops]
     header = ["benchmark"] + list(loops)
     if "uvloop" in loops:
         header += [f"{name}/uvloop" for name in ours]
@@ -84,11 +84,11 @@ def markdown_table(benches: Sequence[str], loops: Sequence[str],
         row = cells[bench]
         out = [bench] + [fmt_ir(row[name]) for name in loops]
         if "uvloop" in loops:
-            out += [micro.fmt_ratio(row[name], row["uvloop"]) for name in ours]
+            out += [_common.fmt_ratio(row[name], row["uvloop"]) for name in ours]
         if peers:
             known = [v for p in peers if (v := row[p])]
             best = min(known) if known else None
-            out += [micro.fmt_ratio(row[name], best) for name in ours]
+            out += [_common.fmt_ratio(row[name], best) for name in ours]
         lines.append("| " + " | ".join(out) + " |")
     lines.append("")
     lines.append("Instructions (callgrind Ir) per operation; lower is better; "
@@ -100,10 +100,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--bench", default=",".join(micro.BENCHES),
                         help=f"comma-separated subset of: {','.join(micro.BENCHES)}")
-    parser.add_argument("--loops", default=None,
-                        help=f"comma-separated subset of: {','.join(micro.LOOPS)} (default: all)")
-    parser.add_argument("--add-loop", action="append", default=[], metavar="NAME=MODULE:CALLABLE",
-                        help="register another loop factory (repeatable)")
+    _common.add_loop_arguments(parser)
     parser.add_argument("--n1", type=int, default=DEFAULT_N1, help=f"small op count (default {DEFAULT_N1})")
     parser.add_argument("--n2", type=int, default=DEFAULT_N2, help=f"large op count (default {DEFAULT_N2})")
     parser.add_argument("--reps", type=int, default=1,
@@ -126,25 +123,17 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--reps and --jobs must be at least 1")
     if not Path(args.valgrind).is_file():
         parser.error(f"valgrind not found at {args.valgrind}")
-    for item in args.add_loop:
-        name, sep, spec = item.partition("=")
-        if not sep or ":" not in spec:
-            parser.error(f"--add-loop {item!r} is not NAME=MODULE:CALLABLE")
-        micro.LOOPS[name] = spec
+    _common.resolve_loops(parser, args)
     args.bench = [b for b in args.bench.split(",") if b]
     unknown = [b for b in args.bench if b not in micro.BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {list(micro.BENCHES)}")
-    args.loops = [n for n in (args.loops.split(",") if args.loops else micro.LOOPS) if n]
-    unknown = [n for n in args.loops if n not in micro.LOOPS]
-    if unknown:
-        parser.error(f"unknown loop(s) {unknown}; known: {list(micro.LOOPS)} (or use --add-loop)")
     return args
 
 
 def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
-    loops, loop_info = micro.usable_loops(args.loops)
+    loops, loop_info = _common.usable_loops(args.loops)
     if not loops:
         print("no loop could be created; nothing to measure", file=sys.stderr)
         return 1
@@ -154,9 +143,9 @@ def main(argv: Sequence[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="ringloop-callgrind-") as tmp, \
             ThreadPoolExecutor(max_workers=args.jobs) as pool:
         futures = {
-            key: (pool.submit(count_ir, args.valgrind, key[0], micro.LOOPS[key[1]], args.n1,
+            key: (pool.submit(count_ir, args.valgrind, key[0], _common.LOOPS[key[1]], args.n1,
                               args.timeout, Path(tmp)),
-                  pool.submit(count_ir, args.valgrind, key[0], micro.LOOPS[key[1]], args.n2,
+                  pool.submit(count_ir, args.valgrind, key[0], _common.LOOPS[key[1]], args.n2,
                               args.timeout, Path(tmp)))
             for key in keys
         }
@@ -175,14 +164,10 @@ def main(argv: Sequence[str]) -> int:
     table = markdown_table(args.bench, loops, cells)
     print(table)
 
-    stamp = started.strftime("%Y%m%d-%H%M%S")
-    json_path = Path(args.json) if args.json else micro.HERE / "results" / f"callgrind-{stamp}.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     document = {
         "kind": "ringloop-callgrind",
         "started": started.isoformat(timespec="seconds"),
-        "python": sys.version,
-        "platform": platform.platform(),
+        **_common.environment(),
         "settings": {"n1": args.n1, "n2": args.n2, "reps": args.reps, "batch": micro.BATCH},
         "loops": loop_info,
         "results": {
@@ -193,11 +178,8 @@ def main(argv: Sequence[str]) -> int:
         },
         "markdown": table,
     }
-    json_path.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nJSON results: {json_path}", file=sys.stderr)
-    if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(table + "\n")
+    _common.write_outputs(document, args.json, f"callgrind-{_common.stamp(started)}.json",
+                          args.markdown, table)
     failed = [key for key, run in runs.items() if "error" in run]
     return 1 if failed and len(failed) == len(runs) else 0
 

@@ -6,14 +6,10 @@ import argparse
 import asyncio
 import datetime
 import functools
-import importlib
 import itertools
 import json
 import math
 import os
-import platform
-import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -23,31 +19,34 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-
-# The loops compared, as name -> "module:callable". The callable takes no
-# argument and returns a new, not running event loop. Add a variant here (or
-# with --add-loop NAME=MODULE:CALLABLE); a loop that cannot be imported or
-# created is skipped with its reason printed.
-LOOPS: dict[str, str] = {
-    "asyncio": "asyncio:new_event_loop",
-    "uvloop": "uvloop:new_event_loop",
-    "rloop": "rloop:new_event_loop",
-    "ringloop": "ringloop:new_event_loop",
-    "ringloop-proactor": "ringloop:ProactorEventLoop",
-}
-
-# Loops whose name starts with this are ours: the table gives their ratio to
-# uvloop and to the best of PEERS, benchmark by benchmark.
-OURS_PREFIX = "ringloop"
-PEERS = ("uvloop", "rloop")
+# The loop registry and the helpers every bench script shares (re-exported:
+# callgrind.py and others read them from here too).
+from _common import (  # noqa: F401
+    HERE,
+    LOOPS,
+    OURS_PREFIX,
+    PEERS,
+    WORKER_SLACK_S,
+    add_loop_arguments,
+    environment,
+    fmt_ops,
+    fmt_ratio,
+    load_factory,
+    median_or_none,
+    pin,
+    probe,
+    resolve_loops,
+    rotated,
+    spread,
+    stamp,
+    usable_loops,
+    write_outputs,
+)
+from _common import run_child as _run_script
 
 # Operations per batch. Every benchmark works in batches and checks its
 # deadline (or its operation budget) once per batch only.
 BATCH = 1000
-
-# A bound on one worker process, on top of its requested work.
-WORKER_SLACK_S = 60.0
 
 # How long a benchmark waits, after its last batch, for callbacks still due.
 DRAIN_LIMIT_S = 5.0
@@ -266,43 +265,6 @@ BENCHES: dict[str, BenchFn] = {
 # --------------------------------------------------------------------------
 
 
-def load_factory(spec: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """Resolve "module:callable" to the callable."""
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"loop factory {spec!r} is not 'module:callable'")
-    obj: Any = importlib.import_module(module_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{spec} is not callable")
-    factory: Callable[[], asyncio.AbstractEventLoop] = obj
-    return factory
-
-
-def pin(cpu: int | None) -> None:
-    """Pin this process (and the threads it starts later) to one CPU."""
-    if cpu is not None and cpu >= 0 and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu})
-
-
-def probe(spec: str) -> dict[str, Any]:
-    """Import and create a loop once; say what it is."""
-    factory = load_factory(spec)
-    loop = factory()
-    if not isinstance(loop, asyncio.AbstractEventLoop):
-        raise TypeError(f"{spec} returned {type(loop).__name__}, not an event loop")
-    try:
-        module = importlib.import_module(spec.partition(":")[0])
-        return {
-            "class": f"{type(loop).__module__}.{type(loop).__qualname__}",
-            "version": str(getattr(module, "__version__", platform.python_version())),
-            "file": str(getattr(module, "__file__", "")),
-        }
-    finally:
-        loop.close()
-
-
 def measure(job: dict[str, Any]) -> dict[str, Any]:
     """Run one benchmark on one fresh loop; by time (duration) or by count (ops)."""
     pin(job.get("cpu"))
@@ -334,50 +296,14 @@ def measure(job: dict[str, Any]) -> dict[str, Any]:
 
 def run_child(mode: str, payload: dict[str, Any] | str, timeout: float) -> dict[str, Any]:
     """Run this file in a fresh interpreter; return its JSON answer or {'error': ...}."""
-    arg = payload if isinstance(payload, str) else json.dumps(payload)
-    cmd = [sys.executable, str(Path(__file__).resolve()), mode, arg]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=HERE)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:.0f} s"}
-    if proc.returncode != 0:
-        tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        return {"error": tail}
-    try:
-        answer: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-        return answer
-    except (ValueError, IndexError):
-        return {"error": f"unreadable worker output: {proc.stdout[-200:]!r}"}
-
-
-def fmt_ops(value: float | None) -> str:
-    if value is None:
-        return "-"
-    if value >= 1e6:
-        return f"{value / 1e6:.2f}M"
-    if value >= 1e3:
-        return f"{value / 1e3:.0f}k"
-    return f"{value:.0f}"
-
-
-def fmt_ratio(num: float | None, den: float | None) -> str:
-    if not num or not den:
-        return "-"
-    return f"{num / den:.2f}x"
+    return _run_script(Path(__file__), mode, payload, timeout)
 
 
 def medians(results: dict[str, dict[str, list[float]]]) -> dict[str, dict[str, float | None]]:
     return {
-        bench: {loop: (statistics.median(vals) if vals else None) for loop, vals in per_loop.items()}
+        bench: {loop: median_or_none(vals) for loop, vals in per_loop.items()}
         for bench, per_loop in results.items()
     }
-
-
-def spread(vals: list[float]) -> float | None:
-    """(max - min) / median of one cell's repetitions."""
-    if len(vals) < 2:
-        return None
-    return (max(vals) - min(vals)) / statistics.median(vals)
 
 
 def markdown_table(benches: Sequence[str], loops: Sequence[str],
@@ -422,10 +348,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=5, help="repetitions per cell (default 5)")
     parser.add_argument("--bench", default=",".join(BENCHES),
                         help=f"comma-separated subset of: {','.join(BENCHES)}")
-    parser.add_argument("--loops", default=None,
-                        help=f"comma-separated subset of: {','.join(LOOPS)} (default: all)")
-    parser.add_argument("--add-loop", action="append", default=[], metavar="NAME=MODULE:CALLABLE",
-                        help="register another loop factory (repeatable)")
+    add_loop_arguments(parser)
     parser.add_argument("--duration", type=float, default=0.5,
                         help="measured seconds per run, after the warm-up (default 0.5)")
     parser.add_argument("--warmup", type=float, default=0.1,
@@ -444,35 +367,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--reps must be at least 1")
     if args.duration <= 0 or args.warmup < 0:
         parser.error("--duration must be positive and --warmup not negative")
-    for item in args.add_loop:
-        name, sep, spec = item.partition("=")
-        if not sep or ":" not in spec:
-            parser.error(f"--add-loop {item!r} is not NAME=MODULE:CALLABLE")
-        LOOPS[name] = spec
+    resolve_loops(parser, args)
     args.bench = [b for b in args.bench.split(",") if b]
     unknown = [b for b in args.bench if b not in BENCHES]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; known: {list(BENCHES)}")
-    args.loops = [n for n in (args.loops.split(",") if args.loops else LOOPS) if n]
-    unknown = [n for n in args.loops if n not in LOOPS]
-    if unknown:
-        parser.error(f"unknown loop(s) {unknown}; known: {list(LOOPS)} (or use --add-loop)")
     return args
-
-
-def usable_loops(names: Sequence[str]) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    """Probe each loop in a fresh interpreter; print why one is skipped."""
-    usable, info = [], {}
-    for name in names:
-        answer = run_child("--probe", LOOPS[name], timeout=WORKER_SLACK_S)
-        if "error" in answer:
-            print(f"skipping {name} ({LOOPS[name]}): {answer['error']}", file=sys.stderr)
-            continue
-        usable.append(name)
-        info[name] = {"factory": LOOPS[name], **answer}
-        print(f"loop {name}: {answer['class']} {answer['version']} ({answer['file']})",
-              file=sys.stderr)
-    return usable, info
 
 
 def main(argv: Sequence[str]) -> int:
@@ -488,7 +388,7 @@ def main(argv: Sequence[str]) -> int:
     for rep in range(args.reps):
         # Interleaved: every loop once per repetition, the order rotated so
         # no loop always runs first or last.
-        order = loops[rep % len(loops):] + loops[:rep % len(loops)]
+        order = rotated(loops, rep)
         for bench in args.bench:
             shown = []
             for name in order:
@@ -508,17 +408,12 @@ def main(argv: Sequence[str]) -> int:
     if failures:
         print(f"\n{len(failures)} measurement(s) failed; see the JSON file.", file=sys.stderr)
 
-    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-    json_path = Path(args.json) if args.json else HERE / "results" / f"micro-{stamp}.json"
-    json_path.parent.mkdir(parents=True, exist_ok=True)
     med = medians(results)
     document = {
         "kind": "ringloop-micro",
         "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "wall_seconds": round(time.time() - started, 1),
-        "python": sys.version,
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
+        **environment(),
         "settings": {"reps": args.reps, "duration": args.duration, "warmup": args.warmup,
                      "cpu": args.cpu, "producer_cpu": args.producer_cpu, "batch": BATCH},
         "loops": loop_info,
@@ -530,11 +425,8 @@ def main(argv: Sequence[str]) -> int:
         "failures": failures,
         "markdown": table,
     }
-    json_path.write_text(json.dumps(document, indent=2) + "\n")
-    print(f"\nJSON results: {json_path}", file=sys.stderr)
-    if args.markdown:
-        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(table + "\n")
+    when = datetime.datetime.fromtimestamp(started)
+    write_outputs(document, args.json, f"micro-{stamp(when)}.json", args.markdown, table)
     return 1 if failures and not any(v for r in results.values() for v in r.values()) else 0
 
 

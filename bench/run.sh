@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Set up the benchmark from scratch and run it: a Python 3.11 venv with
 # ringloop (built from this checkout, not editable), uvloop and rloop, then
-# bench/micro.py with its defaults. Extra arguments go to micro.py, e.g.
+# bench/micro.py and bench/echo.py with their defaults. Arguments before a
+# literal --echo go to micro.py, arguments after it to echo.py, e.g.
 #   bench/run.sh --reps 3 --bench call_soon,future --loops uvloop,ringloop
+#   bench/run.sh --loops uvloop,ringloop --echo --loops uvloop,ringloop --strace
 # Environment:
 #   RINGLOOP_BENCH_VENV    venv path (default: <repo>/.venv-bench)
 #   RINGLOOP_BENCH_PYTHON  interpreter to build the venv with (default: pyenv's 3.11)
 #   RINGLOOP_BENCH_SKIP_INSTALL=1  reuse the venv as it is (no rebuild of ringloop)
+#   RINGLOOP_BENCH_STEPS   which steps, in order (default: "micro echo")
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -66,5 +69,37 @@ if [ "${RINGLOOP_BENCH_SKIP_INSTALL:-0}" != "1" ]; then
     "$venv/bin/python" -m pip install --quiet --force-reinstall --no-deps "$root"
 fi
 
-say "running bench/micro.py $*"
-exec "$venv/bin/python" "$here/micro.py" "$@"
+micro_args=()
+echo_args=()
+target="micro"
+for arg in "$@"; do
+    if [ "$target" = micro ] && [ "$arg" = "--echo" ]; then
+        target="echo"
+    elif [ "$target" = micro ]; then
+        micro_args+=("$arg")
+    else
+        echo_args+=("$arg")
+    fi
+done
+
+# Each step runs even if the one before failed; the exit status is the
+# last failure's.
+status=0
+for step in ${RINGLOOP_BENCH_STEPS:-micro echo}; do
+    case "$step" in
+        micro)
+            say "running bench/micro.py ${micro_args[*]+"${micro_args[*]}"}"
+            "$venv/bin/python" "$here/micro.py" ${micro_args[@]+"${micro_args[@]}"} || status=$?
+            ;;
+        echo)
+            # TCP echo over sock_*: compiles bench/loadgen.c with cc into bench/build/.
+            say "running bench/echo.py ${echo_args[*]+"${echo_args[*]}"}"
+            "$venv/bin/python" "$here/echo.py" ${echo_args[@]+"${echo_args[@]}"} || status=$?
+            ;;
+        *)
+            say "unknown step '$step' in RINGLOOP_BENCH_STEPS (known: micro echo)"
+            status=2
+            ;;
+    esac
+done
+exit "$status"
