@@ -36,11 +36,17 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command == "info":
         print(json.dumps(_info(), indent=2))
         return 0
+    import os
+
     import ringloop
 
     ringloop.install()
+    # As `python script.py` does: the script's directory first on sys.path,
+    # an absolute __file__.
+    script = os.path.abspath(ns.script)
+    sys.path.insert(0, os.path.dirname(script))
     sys.argv = [ns.script, *ns.args]
-    runpy.run_path(ns.script, run_name="__main__")
+    runpy.run_path(script, run_name="__main__")
     return 0
 
 

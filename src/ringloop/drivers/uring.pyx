@@ -187,6 +187,26 @@ _KNOWN_DISABLE = frozenset({"single_issuer", "defer_taskrun", "coop_taskrun",
 rl_install_atfork()
 
 
+cdef extern from "<time.h>" nogil:
+    ctypedef struct _rl_timespec "struct timespec":
+        long tv_sec
+        long tv_nsec
+    int _rl_clock_gettime "clock_gettime"(int clk_id, _rl_timespec *tp)
+    int _RL_CLOCK_MONOTONIC "CLOCK_MONOTONIC"
+
+
+cdef extern from "<unistd.h>" nogil:
+    int _rl_usleep "usleep"(unsigned int usec)
+
+
+cdef inline double _monotonic() noexcept nogil:
+    # C-level clock: close() may run at interpreter shutdown, when Python
+    # modules are already gone.
+    cdef _rl_timespec ts
+    _rl_clock_gettime(_RL_CLOCK_MONOTONIC, &ts)
+    return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
 class UringUnavailable(OSError):
     """io_uring cannot be used in this process (kernel, sysctl, seccomp,
     memlock limit, or platform).  Use ringloop.SelectorEventLoop instead."""
@@ -941,6 +961,9 @@ cdef class UringDriver(Driver):
         return 0
 
     cdef bint idle(self):
+        if rl_fork_gen() != self.fork_gen or self.closed or self.ring_fd < 0:
+            # Not usable here: let poll() raise its clear error.
+            return False
         return (self.sq_tail == rl_load_acquire(self.sq_khead) and self.n_ops == 0
                 and not self.arm_list
                 and self.cq_khead[0] == rl_load_acquire(self.cq_ktail))
@@ -1152,6 +1175,9 @@ cdef class UringDriver(Driver):
         self._check_usable()
         if self.owner_set and self.owner != rl_thread_token():
             self._switch_thread()
+            # Ops the old ring could not hand over were failed just now and
+            # their callbacks are ready: do not block before they run.
+            timeout = 0
         if not self.enabled:
             self._enable()
         self.poll_gen += 1
@@ -1683,7 +1709,6 @@ cdef class UringDriver(Driver):
         if self.ring_fd < 0:
             self.closed = True
             return 0
-        import time
         if rl_fork_gen() != self.fork_gen:
             # Forked child: the requests are the parent's; our copies of the
             # buffers are private, so just let go.  Never touch the rings.
@@ -1711,9 +1736,9 @@ cdef class UringDriver(Driver):
                         if op.kind == OPK_POLL:
                             op.ws = None
                         self._cancel_req(op, False)
-                deadline = time.monotonic() + CLOSE_DRAIN_SECONDS
+                deadline = _monotonic() + CLOSE_DRAIN_SECONDS
                 while self.n_inflight or self.n_aux or self.sq_tail != rl_load_acquire(self.sq_khead):
-                    left = deadline - time.monotonic()
+                    left = deadline - _monotonic()
                     if left <= 0:
                         break
                     to_submit = self.sq_tail - rl_load_acquire(self.sq_khead)
@@ -1729,7 +1754,8 @@ cdef class UringDriver(Driver):
                             self._flush()
                         r = self._enter(0, 0, RL_ENTER_GETEVENTS, NULL, 0, False)
                         if self.cq_khead[0] == rl_load_acquire(self.cq_ktail):
-                            time.sleep(0.001)
+                            with nogil:
+                                _rl_usleep(1000)
                     self._reap()
                     while rl_load_relaxed(self.sq_kflags) & RL_SQ_CQ_OVERFLOW:
                         self._enter(0, 0, RL_ENTER_GETEVENTS, NULL, 0, False)
@@ -1753,6 +1779,9 @@ cdef class UringDriver(Driver):
     # statistics
 
     cdef dict info(self):
+        if rl_fork_gen() != self.fork_gen:
+            return {"driver": "io_uring", "forked": True,
+                    "note": f"ring of process {self.pid}, unusable in this child"}
         return {
             "driver": "io_uring",
             "ring_fd": self.ring_fd,
