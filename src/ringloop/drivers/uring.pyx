@@ -1174,10 +1174,12 @@ cdef class UringDriver(Driver):
         cdef double secs
         self._check_usable()
         if self.owner_set and self.owner != rl_thread_token():
+            n_orphans = len(self.orphans)
             self._switch_thread()
-            # Ops the old ring could not hand over were failed just now and
-            # their callbacks are ready: do not block before they run.
-            timeout = 0
+            if len(self.orphans) != n_orphans:
+                # Ops the old ring could not hand over were failed just now
+                # and their callbacks are ready: do not block before they run.
+                timeout = 0
         if not self.enabled:
             self._enable()
         self.poll_gen += 1
