@@ -1,4 +1,4 @@
-"""ringloop: a fast, drop-in asyncio event loop (epoll now, io_uring next)."""
+"""ringloop: a fast, drop-in asyncio event loop on epoll and io_uring."""
 
 from __future__ import annotations
 

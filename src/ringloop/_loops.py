@@ -38,8 +38,8 @@ def _pending(name: str, feature: str):
     async def method(self, *args, **kwargs):
         raise NotImplementedError(
             f"ringloop {__version__} does not implement loop.{name}() yet "
-            f"({feature} arrive in a later release); use asyncio's own event "
-            f"loop (asyncio.new_event_loop()) for code that needs it"
+            f"(support for {feature} comes in a later release); use asyncio's "
+            f"own event loop (asyncio.new_event_loop()) for code that needs it"
         )
 
     method.__name__ = name
