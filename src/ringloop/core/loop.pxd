@@ -72,6 +72,9 @@ cdef class CoreLoop:
     cdef int _set_origin_tracking(self, bint enabled) except -1
     cdef FdWatch _watch_for(self, int fd, object fileobj)
     cdef int _update_interest(self, FdWatch w) except -1
+    cdef object _add_handler(self, object fileobj, object callback, tuple args,
+                             bint write)
+    cdef bint _remove_handler(self, object fileobj, bint write) except -1
     cdef object _add_reader(self, object fileobj, object callback, tuple args)
     cdef object _add_writer(self, object fileobj, object callback, tuple args)
     cdef bint _remove_reader(self, object fileobj) except -1

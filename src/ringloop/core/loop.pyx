@@ -1108,75 +1108,66 @@ cdef class CoreLoop:
                     del self.watches[w.fd]
         return 0
 
-    cdef object _add_reader(self, object fileobj, object callback, tuple args):
-        self._check_closed()
+    # Readers and writers share one routine each for adding and removing;
+    # `write` picks the slot.  As in asyncio, an invalid file object is
+    # reported (ValueError) before a closed loop is (RuntimeError).
+
+    cdef object _add_handler(self, object fileobj, object callback, tuple args,
+                             bint write):
         cdef int fd = fileobj_to_fd(fileobj)
+        self._check_closed()
         cdef Handle h = new_handle(self, callback, args, None)
         cdef FdWatch w = self._watch_for(fd, fileobj)
         if w.internal:
             raise ValueError(f"fd {fd} is used by the event loop itself")
-        old = w.reader
-        w.reader = h
+        old = w.writer if write else w.reader
+        if write:
+            w.writer = h
+        else:
+            w.reader = h
         try:
             self._update_interest(w)
         except BaseException:
-            w.reader = old
-            if old is None and w.writer is None and self.watches.get(fd) is w:
+            if write:
+                w.writer = old
+            else:
+                w.reader = old
+            if w.reader is None and w.writer is None and self.watches.get(fd) is w:
                 del self.watches[fd]
             raise
         if old is not None:
             (<Handle>old).cancel()
         return h
+
+    cdef bint _remove_handler(self, object fileobj, bint write) except -1:
+        cdef int fd = fileobj_to_fd(fileobj)
+        if self.closed:
+            return False
+        cdef FdWatch w = self.watches.get(fd)
+        if w is None or w.internal:
+            return False
+        old = w.writer if write else w.reader
+        if write:
+            w.writer = None
+        else:
+            w.reader = None
+        self._update_interest(w)
+        if old is not None:
+            (<Handle>old).cancel()
+            return True
+        return False
+
+    cdef object _add_reader(self, object fileobj, object callback, tuple args):
+        return self._add_handler(fileobj, callback, args, False)
 
     cdef object _add_writer(self, object fileobj, object callback, tuple args):
-        self._check_closed()
-        cdef int fd = fileobj_to_fd(fileobj)
-        cdef Handle h = new_handle(self, callback, args, None)
-        cdef FdWatch w = self._watch_for(fd, fileobj)
-        if w.internal:
-            raise ValueError(f"fd {fd} is used by the event loop itself")
-        old = w.writer
-        w.writer = h
-        try:
-            self._update_interest(w)
-        except BaseException:
-            w.writer = old
-            if old is None and w.reader is None and self.watches.get(fd) is w:
-                del self.watches[fd]
-            raise
-        if old is not None:
-            (<Handle>old).cancel()
-        return h
+        return self._add_handler(fileobj, callback, args, True)
 
     cdef bint _remove_reader(self, object fileobj) except -1:
-        if self.closed:
-            return False
-        cdef int fd = fileobj_to_fd(fileobj)
-        cdef FdWatch w = self.watches.get(fd)
-        if w is None or w.internal:
-            return False
-        old = w.reader
-        w.reader = None
-        self._update_interest(w)
-        if old is not None:
-            (<Handle>old).cancel()
-            return True
-        return False
+        return self._remove_handler(fileobj, False)
 
     cdef bint _remove_writer(self, object fileobj) except -1:
-        if self.closed:
-            return False
-        cdef int fd = fileobj_to_fd(fileobj)
-        cdef FdWatch w = self.watches.get(fd)
-        if w is None or w.internal:
-            return False
-        old = w.writer
-        w.writer = None
-        self._update_interest(w)
-        if old is not None:
-            (<Handle>old).cancel()
-            return True
-        return False
+        return self._remove_handler(fileobj, True)
 
     def add_reader(self, fd, callback, *args):
         """Call callback(*args) whenever fd is readable."""
