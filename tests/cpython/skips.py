@@ -100,10 +100,6 @@ SKIPS: dict[str, str] = {
     "test_events.EventLoopTests.test_write_pipe": PIPES,
     "test_events.EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
     "test_events.EventLoopTests.test_write_pty": PIPES,
-    "test_events.TestPyGetEventLoop.test_get_event_loop_returns_running_loop":
-        "stdlib-private: swaps asyncio.events._set_running_loop for its pure-Python version",
-    "test_events.TestPyGetEventLoop.test_get_event_loop_returns_running_loop2":
-        "stdlib-private: swaps asyncio.events._set_running_loop for its pure-Python version",
     "test_events.TestServer.test_get_loop": TRANSPORTS,
     # test_streams
     "test_streams.StreamTests.test_async_writer_api": TRANSPORTS,
