@@ -7,7 +7,6 @@ extension type, and nothing in asyncio's API requires the base class.
 """
 
 cimport cython
-from cpython.exc cimport PyErr_Fetch
 
 import sys
 from asyncio import format_helpers as _fh
@@ -20,8 +19,6 @@ cdef extern from "Python.h":
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
 cdef object _format_callback_source = _fh._format_callback_source
-cdef object _extract_stack = _fh.extract_stack
-cdef object _getframe = sys._getframe
 
 
 @cython.freelist(1024)

@@ -31,7 +31,6 @@ from ringloop.includes.system cimport (
 )
 
 import asyncio
-import collections.abc
 import concurrent.futures
 import errno as _errno
 import functools
@@ -704,7 +703,7 @@ cdef class CoreLoop:
         # While the loop runs in the main thread, Python's C signal handler
         # writes the signal number to our socket, so a signal delivered to
         # any thread wakes the poll at once.
-        if th_get_ident() != threading.main_thread().ident:
+        if th_get_ident() != th_main_thread().ident:
             return 0
         self._ensure_signal_sock()
         try:

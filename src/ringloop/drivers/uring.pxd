@@ -272,6 +272,7 @@ cdef class UringDriver(Driver):
     # completion ops
     cdef UringOp _new_op(self, int kind, int fd, object fut)
     cdef int _start(self, UringOp op) except -1
+    cdef UringOp _recv(self, int kind, int fd, Py_ssize_t nbytes, object fut)
     cdef UringOp _recv_into(self, int kind, int fd, object buf, Py_ssize_t nbytes, object fut)
     cdef UringOp _send(self, int kind, int fd, object data, object fut)
     cdef int _op_cqe(self, UringOp op, int res, unsigned flags) except -1

@@ -1511,35 +1511,29 @@ cdef class UringDriver(Driver):
         return result
 
     cdef UringOp op_recv(self, int fd, Py_ssize_t nbytes, object fut):
-        cdef UringOp op
-        if nbytes < 0:
-            raise ValueError("negative buffersize in recv")
-        if self.recv_stash and fd in self.recv_stash:
-            got = self._from_stash(fd, nbytes, False)
-            if got is not None:
-                if not fut.done():
-                    fut.set_result(got[0])
-                return None
-        op = self._new_op(OPK_RECV, fd, fut)
-        op.nbytes = nbytes
-        op.obj = PyBytes_FromStringAndSize(NULL, nbytes)
-        self._start(op)
-        return op
+        return self._recv(OPK_RECV, fd, nbytes, fut)
+
+    cdef UringOp op_recvfrom(self, int fd, Py_ssize_t nbytes, object fut):
+        return self._recv(OPK_RECVFROM, fd, nbytes, fut)
 
     cdef UringOp op_recv_into(self, int fd, object buf, Py_ssize_t nbytes, object fut):
         return self._recv_into(OPK_RECV_INTO, fd, buf, nbytes, fut)
 
-    cdef UringOp op_recvfrom(self, int fd, Py_ssize_t nbytes, object fut):
+    cdef UringOp _recv(self, int kind, int fd, Py_ssize_t nbytes, object fut):
+        # RECV -> bytes, RECVFROM -> (bytes, addr): a fresh buffer of nbytes,
+        # or what a cancelled receive stashed on this fd first.
         cdef UringOp op
+        cdef bint want_addr = kind == OPK_RECVFROM
         if nbytes < 0:
-            raise ValueError("negative buffersize in recvfrom")
+            raise ValueError("negative buffersize in recvfrom" if want_addr
+                             else "negative buffersize in recv")
         if self.recv_stash and fd in self.recv_stash:
-            got = self._from_stash(fd, nbytes, True)
+            got = self._from_stash(fd, nbytes, want_addr)
             if got is not None:
                 if not fut.done():
-                    fut.set_result(got)
+                    fut.set_result(got if want_addr else got[0])
                 return None
-        op = self._new_op(OPK_RECVFROM, fd, fut)
+        op = self._new_op(kind, fd, fut)
         op.nbytes = nbytes
         op.obj = PyBytes_FromStringAndSize(NULL, nbytes)
         self._start(op)
