@@ -29,6 +29,8 @@ MODULES = [
     "ringloop.drivers.epoll",
     "ringloop.drivers.selector",
     "ringloop.drivers.uring",
+    "ringloop.transports.datagram",
+    "ringloop.transports.stream",
 ]
 
 debug = os.environ.get("RINGLOOP_DEBUG_BUILD") == "1"

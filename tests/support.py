@@ -135,3 +135,123 @@ def run_child(body, *, args=(), env=None, timeout=30, python_args=()):
         cwd=ROOT_DIR,
     )
     return proc
+
+
+# ------------------------------------------------------------ transports --
+
+class Recorder(asyncio.Protocol):
+    """A protocol that records what its transport does to it.
+
+    ``made`` / ``eof`` / ``lost`` are futures (``lost`` holds the argument
+    of ``connection_lost``); ``await received(n)`` waits until ``n`` bytes
+    arrived in total and returns them, or raises ``EOFError`` if the
+    connection ended first.  ``echo=True`` writes every chunk back;
+    ``keep_open`` is what ``eof_received`` returns.  Create it while the
+    loop runs (protocol factories are called from the loop).
+    """
+
+    def __init__(self, *, echo=False, keep_open=None):
+        loop = asyncio.get_running_loop()
+        self.echo = echo
+        self.keep_open = keep_open
+        self.transport = None
+        self.events = []        # callback names in order (runs of data_received folded)
+        self.data = bytearray()
+        self.pauses = 0
+        self.resumes = 0
+        self.made = loop.create_future()
+        self.eof = loop.create_future()
+        self.lost = loop.create_future()
+        self._waiters = []
+
+    def _event(self, name):
+        if not (name == "data_received" and self.events and self.events[-1] == name):
+            self.events.append(name)
+
+    def connection_made(self, transport):
+        self._event("connection_made")
+        self.transport = transport
+        self.made.set_result(transport)
+
+    def data_received(self, data):
+        self._event("data_received")
+        self.data += data
+        if self.echo:
+            self.transport.write(data)
+        self._wake()
+
+    def eof_received(self):
+        self._event("eof_received")
+        if not self.eof.done():
+            self.eof.set_result(None)
+        self._wake()
+        return self.keep_open
+
+    def connection_lost(self, exc):
+        self._event("connection_lost")
+        self.lost.set_result(exc)
+        self._wake()
+
+    def pause_writing(self):
+        self._event("pause_writing")
+        self.pauses += 1
+
+    def resume_writing(self):
+        self._event("resume_writing")
+        self.resumes += 1
+
+    def _ended(self):
+        return self.eof.done() or self.lost.done()
+
+    def _wake(self):
+        for n, fut in self._waiters:
+            if fut.done():
+                continue
+            if len(self.data) >= n:
+                fut.set_result(None)
+            elif self._ended():
+                fut.set_exception(EOFError(
+                    f"connection ended after {len(self.data)} of {n} bytes"))
+        self._waiters = [w for w in self._waiters if not w[1].done()]
+
+    async def received(self, n):
+        if len(self.data) < n:
+            if self._ended():
+                raise EOFError(f"connection ended after {len(self.data)} of {n} bytes")
+            fut = asyncio.get_running_loop().create_future()
+            self._waiters.append((n, fut))
+            await fut
+        return bytes(self.data)
+
+
+async def close_transport(transport, protocol=None, timeout=TIMEOUT):
+    """Close ``transport`` and wait (bounded) for its ``connection_lost``."""
+    transport.close()
+    if protocol is not None:
+        await asyncio.wait_for(asyncio.shield(protocol.lost), timeout)
+
+
+@contextlib.contextmanager
+def short_tmpdir():
+    """A fresh directory under /tmp with a short name (AF_UNIX paths < 108 bytes)."""
+    import shutil
+    import tempfile
+
+    path = tempfile.mkdtemp(prefix="rl-", dir="/tmp")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def refusing_address(family=socket.AF_INET):
+    """A loopback (host, port) where connections are refused.
+
+    The port stays bound (not listening) while the block runs, so nobody
+    else can start listening there.
+    """
+    host = "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        yield s.getsockname()[:2]

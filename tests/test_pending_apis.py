@@ -8,13 +8,6 @@ from tests.support import run
 pytestmark = pytest.mark.ringloop_only
 
 PENDING = [
-    ("create_connection", (None, "127.0.0.1", 1)),
-    ("create_server", (None, "127.0.0.1", 0)),
-    ("create_unix_connection", (None, "/nonexistent")),
-    ("create_unix_server", (None, "/nonexistent")),
-    ("create_datagram_endpoint", (None,)),
-    ("connect_accepted_socket", (None, None)),
-    ("sendfile", (None, None)),
     ("start_tls", (None, None, None)),
     ("connect_read_pipe", (None, None)),
     ("connect_write_pipe", (None, None)),
@@ -30,3 +23,38 @@ def test_pending_api_raises_clear_error(loop, name, args):
     text = str(info.value)
     assert f"loop.{name}()" in text
     assert "asyncio.new_event_loop()" in text
+
+
+# TLS through the network APIs: refused before any socket is made.
+TLS = [
+    ("create_connection", (None, "127.0.0.1", 1)),
+    ("create_server", (None, "127.0.0.1", 0)),
+    ("create_unix_connection", (None, "/nonexistent")),
+    ("create_unix_server", (None, "/nonexistent")),
+    ("connect_accepted_socket", (None, None)),
+]
+
+
+@pytest.mark.parametrize("name,args", TLS, ids=[p[0] for p in TLS])
+def test_tls_raises_clear_error(loop, name, args):
+    import ssl
+
+    ctx = ssl.create_default_context()
+    with pytest.raises(NotImplementedError) as info:
+        run(loop, getattr(loop, name)(*args, ssl=ctx))
+    text = str(info.value)
+    assert f"loop.{name}() with ssl=" in text
+    assert "TLS" in text
+    assert "asyncio.new_event_loop()" in text
+
+
+def test_ssl_true_on_create_connection_is_tls(loop):
+    # ssl=True asks for a default context: TLS, refused clearly.
+    with pytest.raises(NotImplementedError, match="TLS"):
+        run(loop, loop.create_connection(None, "127.0.0.1", 1, ssl=True))
+
+
+def test_ssl_bool_on_create_server_is_asyncio_type_error(loop):
+    # asyncio rejects a bool there; so do we (the TLS refusal comes later).
+    with pytest.raises(TypeError, match="ssl argument must be an SSLContext or None"):
+        run(loop, loop.create_server(None, "127.0.0.1", 0, ssl=True))

@@ -8,6 +8,7 @@ import selectors
 import sys
 import warnings
 
+from ringloop._network import NetworkMixin
 from ringloop._version import __version__
 from ringloop.core.loop import CoreLoop
 from ringloop.core.proactor import ProactorCore
@@ -19,13 +20,6 @@ __all__ = ["ProactorEventLoop", "SelectorEventLoop", "UringUnavailable", "new_ev
 # NotImplementedError that names what is missing and what to use instead,
 # never AbstractEventLoop's bare one.
 _PENDING = {
-    "create_connection": "transports",
-    "create_server": "transports",
-    "create_unix_connection": "transports",
-    "create_unix_server": "transports",
-    "create_datagram_endpoint": "transports",
-    "connect_accepted_socket": "transports",
-    "sendfile": "transports",
     "start_tls": "TLS",
     "connect_read_pipe": "pipes",
     "connect_write_pipe": "pipes",
@@ -69,7 +63,7 @@ class _LoopMixin:
             await self._shutdown_default_executor(None)
 
 
-class SelectorEventLoop(CoreLoop, asyncio.AbstractEventLoop):
+class SelectorEventLoop(CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
     """Readiness-based event loop.
 
     ``SelectorEventLoop()`` uses the native epoll driver (or, where epoll does
@@ -85,7 +79,7 @@ class SelectorEventLoop(CoreLoop, asyncio.AbstractEventLoop):
     shutdown_default_executor = _LoopMixin.shutdown_default_executor
 
 
-class ProactorEventLoop(ProactorCore, asyncio.AbstractEventLoop):
+class ProactorEventLoop(ProactorCore, NetworkMixin, asyncio.AbstractEventLoop):
     """Completion-based event loop on io_uring (Linux).
 
     Socket operations (``sock_recv``, ``sock_sendall``, ``sock_accept``...)

@@ -51,16 +51,16 @@ REQUIRED_MODULES: tuple[str, ...] = (
     "test_context",
     "test_futures2",
     "test_sock_lowlevel",
-)
-#: Modules whose counts are reported, without a pass requirement (yet).
-REPORTED_MODULES: tuple[str, ...] = (
     "test_events",
-    "test_futures",
-    "test_pep492",
     "test_streams",
     "test_server",
     "test_sendfile",
     "test_buffered_proto",
+)
+#: Modules whose counts are reported, without a pass requirement (yet).
+REPORTED_MODULES: tuple[str, ...] = (
+    "test_futures",
+    "test_pep492",
     "test_base_events",
     "test_unix_events",
     "test_subprocess",

@@ -29,8 +29,10 @@ WAITS_FOR = "waits for "
 STDLIB_PRIVATE = "stdlib-private: "
 
 # Reasons shared by many entries.
-TRANSPORTS = "waits for transports (issue 4)"
-TRANSPORTS_THEN_TLS = "waits for transports (issue 4), then TLS"
+MOCKS_SOCKET = ("stdlib-private: mocks asyncio.base_events.socket (mock socket objects, "
+                "getaddrinfo) and expects the readiness connect of asyncio's selector loop")
+SENDFILE_IMPL = ("stdlib-private: calls loop._sock_sendfile_native_impl or patches "
+                 "asyncio.unix_events.os")
 TLS = "waits for TLS"
 SUBPROCESS = "waits for subprocess"
 PIPES = "waits for pipes"
@@ -39,47 +41,20 @@ MOCKS_UNIX_SIGNAL = "stdlib-private: mocks asyncio.unix_events.signal"
 #: test id -> reason (see the module docstring for the two kinds of reason).
 SKIPS: dict[str, str] = {
     # test_sock_lowlevel
-    "test_sock_lowlevel.EventLoopTests.test_create_connection_sock": TRANSPORTS,
     # test_events
     "test_events.EventLoopTests.test_bidirectional_pty": PIPES,
-    "test_events.EventLoopTests.test_connect_accepted_socket": TRANSPORTS,
-    "test_events.EventLoopTests.test_connect_accepted_socket_ssl_timeout_for_plain_socket":
-        TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_connection": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_connection_local_addr": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_connection_local_addr_in_use": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_connection_local_addr_nomatch_family": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_connection_local_addr_skip_different_family":
-        TRANSPORTS,
-    "test_events.EventLoopTests.test_create_datagram_endpoint": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_ipv6": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_datagram_endpoint_sock": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server_addr_in_use": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server_dual_stack": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv4": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server_multiple_hosts_ipv6": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server_reuse_port": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server_sock": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_server_ssl": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_server_ssl_match_failed": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_server_ssl_verified": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_server_ssl_verify_failed": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_server_trsock": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_ssl_connection": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_ssl_unix_connection": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_unix_connection": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_unix_server": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_unix_server_path_socket_error": TRANSPORTS,
-    "test_events.EventLoopTests.test_create_unix_server_ssl": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_unix_server_ssl_verified": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_create_unix_server_ssl_verify_failed": TRANSPORTS_THEN_TLS,
-    "test_events.EventLoopTests.test_datagram_send_to_non_listening_address": TRANSPORTS,
-    "test_events.EventLoopTests.test_prompt_cancellation": "stdlib-private: loop._stop_serving",
+    "test_events.EventLoopTests.test_create_server_ssl": TLS,
+    "test_events.EventLoopTests.test_create_server_ssl_match_failed": TLS,
+    "test_events.EventLoopTests.test_create_server_ssl_verified": TLS,
+    "test_events.EventLoopTests.test_create_server_ssl_verify_failed": TLS,
+    "test_events.EventLoopTests.test_create_ssl_connection": TLS,
+    "test_events.EventLoopTests.test_create_ssl_unix_connection": TLS,
+    "test_events.EventLoopTests.test_create_unix_server_ssl": TLS,
+    "test_events.EventLoopTests.test_create_unix_server_ssl_verified": TLS,
+    "test_events.EventLoopTests.test_create_unix_server_ssl_verify_failed": TLS,
     "test_events.EventLoopTests.test_read_pipe": PIPES,
     "test_events.EventLoopTests.test_read_pty_output": PIPES,
-    "test_events.EventLoopTests.test_server_close": TRANSPORTS,
-    "test_events.EventLoopTests.test_ssl_connect_accepted_socket": TRANSPORTS_THEN_TLS,
+    "test_events.EventLoopTests.test_ssl_connect_accepted_socket": TLS,
     "test_events.EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
     "test_events.EventLoopTests.test_subprocess_exec": SUBPROCESS,
@@ -100,66 +75,19 @@ SKIPS: dict[str, str] = {
     "test_events.EventLoopTests.test_write_pipe": PIPES,
     "test_events.EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
     "test_events.EventLoopTests.test_write_pty": PIPES,
-    "test_events.TestServer.test_get_loop": TRANSPORTS,
     # test_streams
-    "test_streams.StreamTests.test_async_writer_api": TRANSPORTS,
-    "test_streams.StreamTests.test_async_writer_api_exception_after_close": TRANSPORTS,
-    "test_streams.StreamTests.test_drain_raises": TRANSPORTS,
-    "test_streams.StreamTests.test_eof_feed_when_closing_writer": TRANSPORTS,
-    "test_streams.StreamTests.test_open_connection": TRANSPORTS,
-    "test_streams.StreamTests.test_open_connection_error": TRANSPORTS,
-    "test_streams.StreamTests.test_open_connection_no_loop_ssl": TRANSPORTS_THEN_TLS,
-    "test_streams.StreamTests.test_open_unix_connection": TRANSPORTS,
-    "test_streams.StreamTests.test_open_unix_connection_error": TRANSPORTS,
-    "test_streams.StreamTests.test_open_unix_connection_no_loop_ssl": TRANSPORTS_THEN_TLS,
+    "test_streams.StreamTests.test_open_connection_no_loop_ssl": TLS,
+    "test_streams.StreamTests.test_open_unix_connection_no_loop_ssl": TLS,
     "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
-    "test_streams.StreamTests.test_start_server": TRANSPORTS,
-    "test_streams.StreamTests.test_start_tls": TRANSPORTS_THEN_TLS,
-    "test_streams.StreamTests.test_start_unix_server": TRANSPORTS,
-    "test_streams.StreamTests.test_unclosed_resource_warnings": TRANSPORTS,
-    "test_streams.StreamTests.test_unclosed_server_resource_warnings": TRANSPORTS,
-    "test_streams.StreamTests.test_unhandled_cancel": TRANSPORTS,
-    "test_streams.StreamTests.test_unhandled_exception": TRANSPORTS,
-    "test_streams.StreamTests.test_unhandled_exceptions": TRANSPORTS,
-    "test_streams.StreamTests.test_wait_closed_on_close": TRANSPORTS,
-    "test_streams.StreamTests.test_wait_closed_on_close_with_unread_data": TRANSPORTS,
+    "test_streams.StreamTests.test_start_tls": TLS,
     # test_server
-    "test_server.StartServerTests.test_start_server_1": TRANSPORTS,
-    "test_server.StartServerTests.test_start_unix_server_1": TRANSPORTS,
-    "test_server.TestServer2.test_abort_clients": TRANSPORTS,
-    "test_server.TestServer2.test_close_clients": TRANSPORTS,
-    "test_server.TestServer2.test_wait_closed_basic": TRANSPORTS,
-    "test_server.TestServer2.test_wait_closed_race": TRANSPORTS,
-    "test_server.UnixServerCleanupTests.test_unix_server_addr_cleanup": TRANSPORTS,
-    "test_server.UnixServerCleanupTests.test_unix_server_cleanup_gone": TRANSPORTS,
-    "test_server.UnixServerCleanupTests.test_unix_server_cleanup_prevented": TRANSPORTS,
-    "test_server.UnixServerCleanupTests.test_unix_server_cleanup_replaced": TRANSPORTS,
-    "test_server.UnixServerCleanupTests.test_unix_server_sock_cleanup": TRANSPORTS,
     # test_sendfile
-    "test_sendfile.EventLoopTests.test_sendfile": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_close_peer_after_receiving": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_close_peer_in_the_middle_of_receiving": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_fallback_close_peer_in_the_middle_of_receiving":
-        TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_for_closing_transp": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_force_fallback": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_force_unsupported_native": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_no_fallback_for_fallback_transport": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_not_supported": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_partial": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_pre_and_post_data": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_prevents_bare_write": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sendfile_ssl": TRANSPORTS_THEN_TLS,
+    "test_sendfile.EventLoopTests.test_sendfile_ssl": TLS,
     "test_sendfile.EventLoopTests.test_sendfile_ssl_close_peer_after_receiving":
-        TRANSPORTS_THEN_TLS,
-    "test_sendfile.EventLoopTests.test_sendfile_ssl_partial": TRANSPORTS_THEN_TLS,
-    "test_sendfile.EventLoopTests.test_sendfile_ssl_pre_and_post_data": TRANSPORTS_THEN_TLS,
-    "test_sendfile.EventLoopTests.test_sock_sendfile_mix_with_regular_send": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sock_sendfile_success": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sock_sendfile_with_offset_and_count": TRANSPORTS,
-    "test_sendfile.EventLoopTests.test_sock_sendfile_zero_size": TRANSPORTS,
+        TLS,
+    "test_sendfile.EventLoopTests.test_sendfile_ssl_partial": TLS,
+    "test_sendfile.EventLoopTests.test_sendfile_ssl_pre_and_post_data": TLS,
     # test_buffered_proto
-    "test_buffered_proto.BufferedProtocolTests.test_buffered_proto_create_connection": TRANSPORTS,
     # test_base_events
     "test_base_events.BaseEventLoopWithSelectorTests.test_accept_connection_exception":
         "stdlib-private: loop._accept_connection",
@@ -167,90 +95,21 @@ SKIPS: dict[str, str] = {
         "stdlib-private: loop._accept_connection",
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_bluetooth":
         "stdlib-private: mocks asyncio.base_events.socket (the stdlib loop's module global)",
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_connect_err":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_host_port_sock":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ip_addr": TRANSPORTS,
+    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ip_addr": MOCKS_SOCKET,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ipv6_scope":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_multiple": TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_multiple_errors":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_multiple_errors_local_addr":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_no_getaddrinfo":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_no_host_port_sock":
-        TRANSPORTS,
+        MOCKS_SOCKET,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_no_inet_pton":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_no_local_addr":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_no_ssl_server_hostname_errors":
-        TRANSPORTS_THEN_TLS,
+        MOCKS_SOCKET,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_service_name":
-        TRANSPORTS,
+        MOCKS_SOCKET,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ssl_server_hostname_default":
-        TRANSPORTS_THEN_TLS,
+        TLS,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ssl_server_hostname_errors":
-        TRANSPORTS_THEN_TLS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ssl_timeout_for_plain_socket":
-        TRANSPORTS_THEN_TLS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_timeout": TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_wrong_sock":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_addr_error":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_allow_broadcast":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_cant_bind":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_connect_err":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_existing_sock_unix":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_ip_addr":
-        TRANSPORTS,
+        TLS,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_no_addrinfo":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_no_matching_family":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_noaddr_nofamily":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_nosoreuseport":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_setblk_err":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_sock":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_sock_sockopts":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_sock_unix":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_socket_err":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_sockopts":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_datagram_endpoint_wrong_sock":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_cant_bind": TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_empty_host": TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_host_port_sock":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_ipv6": TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_no_getaddrinfo":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_no_host_port_sock":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_nosoreuseport": TRANSPORTS,
+        MOCKS_SOCKET,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_soreuseport_only_defined":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_ssl_timeout_for_plain_socket":
-        TRANSPORTS_THEN_TLS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_stream_bittype":
-        TRANSPORTS,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_server_wrong_sock": TRANSPORTS,
+        MOCKS_SOCKET,
     "test_base_events.BaseEventLoopWithSelectorTests.test_log_slow_callbacks":
         "stdlib-private: mocks asyncio.base_events.logger",
     # test_unix_events
@@ -275,65 +134,22 @@ SKIPS: dict[str, str] = {
     "test_unix_events.SelectorEventLoopSignalTests.test_remove_signal_handler_error2":
         MOCKS_UNIX_SIGNAL,
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_blocking_error":
-        TRANSPORTS,
+        SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_cancel1":
-        TRANSPORTS,
+        SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_cancel2":
-        TRANSPORTS,
+        SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_exception":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_iobuffer":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_not_a_file":
-        TRANSPORTS,
+        SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_not_available":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_not_regular_file":
-        TRANSPORTS,
+        SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_os_error_first_call":
-        TRANSPORTS,
+        SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSockSendfileTests.test_sock_sendfile_os_error_next_call":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_nopath_nosock":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_nossl_serverhost":
-        TRANSPORTS_THEN_TLS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_path_inetsock":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_path_sock":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_pathlib":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_pathlike":
-        TRANSPORTS,
+        SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_ssl_noserverhost":
-        TRANSPORTS_THEN_TLS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_ssl_timeout_with_plain_sock":
-        TRANSPORTS_THEN_TLS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_bind_error":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_existing_path_nonsock":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_existing_path_sock":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_nopath_nosock":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_path_dgram":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_path_inetsock":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_path_stream_bittype":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_pathlib":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_pathlike":
-        TRANSPORTS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_ssl_bool":
-        TRANSPORTS_THEN_TLS,
-    "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_server_ssl_timeout_with_plain_sock":
-        TRANSPORTS_THEN_TLS,
+        TLS,
     "test_unix_events.TestFork.test_fork_asyncio_subprocess": SUBPROCESS,
-    "test_unix_events.TestFunctional.test_add_reader_or_writer_transport_fd": TRANSPORTS,
     # test_subprocess
     "test_subprocess.GenericWatcherTests.test_create_subprocess_fails_with_inactive_watcher":
         "waits for subprocess (and a decision on honouring asyncio's deprecated child watchers)",
@@ -374,16 +190,16 @@ SKIPS: dict[str, str] = {
     "test_subprocess.SubprocessTests.test_subprocess_send_signal_race": SUBPROCESS,
     "test_subprocess.SubprocessTests.test_terminate": SUBPROCESS,
     # test_sslproto
-    "test_sslproto.StartTLSTests.test_create_connection_memory_leak": TRANSPORTS,
+    "test_sslproto.StartTLSTests.test_create_connection_memory_leak": TLS,
     "test_sslproto.StartTLSTests.test_create_connection_ssl_failed_certificate":
-        TRANSPORTS_THEN_TLS,
-    "test_sslproto.StartTLSTests.test_create_connection_ssl_slow_handshake": TRANSPORTS_THEN_TLS,
-    "test_sslproto.StartTLSTests.test_handshake_timeout": TRANSPORTS,
-    "test_sslproto.StartTLSTests.test_start_tls_client_buf_proto_1": TRANSPORTS_THEN_TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_client_corrupted_ssl": TRANSPORTS_THEN_TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_client_reg_proto_1": TRANSPORTS_THEN_TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_server_1": TRANSPORTS_THEN_TLS,
-    "test_sslproto.StartTLSTests.test_start_tls_slow_client_cancel": TRANSPORTS_THEN_TLS,
+        TLS,
+    "test_sslproto.StartTLSTests.test_create_connection_ssl_slow_handshake": TLS,
+    "test_sslproto.StartTLSTests.test_handshake_timeout": TLS,
+    "test_sslproto.StartTLSTests.test_start_tls_client_buf_proto_1": TLS,
+    "test_sslproto.StartTLSTests.test_start_tls_client_corrupted_ssl": TLS,
+    "test_sslproto.StartTLSTests.test_start_tls_client_reg_proto_1": TLS,
+    "test_sslproto.StartTLSTests.test_start_tls_server_1": TLS,
+    "test_sslproto.StartTLSTests.test_start_tls_slow_client_cancel": TLS,
     "test_sslproto.StartTLSTests.test_start_tls_wrong_args": TLS,
 }
 

@@ -45,3 +45,23 @@ cdef inline bint timer_lt(PyObject *a, PyObject *b) noexcept:
     if wa != wb:
         return wa < wb
     return (<TimerHandle>a).seq < (<TimerHandle>b).seq
+
+
+# I/O events of the loop's own transports.  An IOHandle sits in an FdWatch's
+# reader/writer slot like any Handle, so the loop's poll/ready machinery
+# (ordering, cancellation, debug timing) treats it exactly as asyncio treats
+# the bound-method handles of its transports; running it calls a C method of
+# its target instead of a Python callable: no handle, bound method or
+# argument tuple per event.
+cdef class IOTarget:
+    cdef int on_readable(self) except -1
+    cdef int on_writable(self) except -1
+
+
+cdef class IOHandle(Handle):
+    cdef:
+        IOTarget target
+        bint write_side
+
+
+cdef IOHandle new_io_handle(object loop, IOTarget target, bint write, object context)

@@ -252,3 +252,50 @@ cdef TimerHandle new_timer(object loop, double when, object callback, tuple args
     PyObject_GC_UnTrack(<void *>h)
     h.untracked = True
     return h
+
+
+cdef class IOTarget:
+    """Something the loop calls when an fd is readable or writable."""
+
+    cdef int on_readable(self) except -1:
+        return 0
+
+    cdef int on_writable(self) except -1:
+        return 0
+
+
+cdef class IOHandle(Handle):
+    """A reader/writer handle that calls IOTarget.on_readable/on_writable."""
+
+    cdef int run(self) except -1:
+        cdef object ctx = self.context
+        cdef IOTarget t = self.target
+        PyContext_Enter(ctx)
+        try:
+            if self.write_side:
+                t.on_writable()
+            else:
+                t.on_readable()
+        except BaseException as exc:
+            PyContext_Exit(ctx)
+            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
+                raise
+            self._report(exc)
+            return 0
+        PyContext_Exit(ctx)
+        return 0
+
+    def cancel(self):
+        Handle.cancel(self)
+        self.target = None
+
+
+cdef IOHandle new_io_handle(object loop, IOTarget target, bint write, object context):
+    cdef IOHandle h = IOHandle.__new__(IOHandle)
+    h.loop = loop
+    h.target = target
+    h.write_side = write
+    h.callback = target      # for repr and debug messages
+    h.args = ()
+    h.context = context
+    return h

@@ -48,6 +48,11 @@ cdef class CoreLoop:
         bint portable
         public object _fallback_reason   # why this is not the kind asked for
 
+        # --- transports ---------------------------------------------------
+        public object _transports   # weakref.WeakValueDictionary: fd -> transport
+        char *rbuf                  # the stream transports' shared read buffer
+        Py_ssize_t rbuf_size
+
         # --- statistics ---------------------------------------------------
         unsigned long long stat_iterations
         unsigned long long stat_callbacks
@@ -83,3 +88,5 @@ cdef class CoreLoop:
     cdef int _install_signal_wakeup(self) except -1
     cdef int _uninstall_signal_wakeup(self) except -1
     cdef int _check_sock(self, object sock) except -1
+    cdef int _io_start(self, int fd, object fileobj, Handle h, bint write) except -1
+    cdef int _io_stop(self, int fd, bint write) except -1

@@ -16,6 +16,7 @@ cdef extern from "Python.h":
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high,
                         PyObject *itemlist) except -1
 from cpython.dict cimport PyDict_Size
+from cpython.mem cimport PyMem_RawFree
 
 from ringloop.core.handles cimport (
     Handle, TimerHandle, new_handle, new_owned_handle, new_timer, timer_lt,
@@ -158,6 +159,14 @@ cdef class CoreLoop:
         self.old_wakeup_fd = None
         self.signal_handlers = {}
         self.origin_tracking_enabled = False
+        self._transports = weakref.WeakValueDictionary()
+        self.rbuf = NULL
+        self.rbuf_size = 0
+
+    def __dealloc__(self):
+        if self.rbuf != NULL:
+            PyMem_RawFree(self.rbuf)
+            self.rbuf = NULL
 
     def __init__(self, selector=None, *, Driver driver=None):
         cdef timespec ts
@@ -1189,9 +1198,62 @@ cdef class CoreLoop:
         return self._remove_writer(fd)
 
     def _ensure_fd_no_transport(self, fd):
-        # Transports (a later milestone) register their fds here so that a
-        # user's add_reader cannot steal a transport's fd, as in asyncio.
-        pass
+        # Transports register their fds in _transports (fd -> transport,
+        # weakly) so that add_reader & co cannot steal a live transport's
+        # fd, as in asyncio.
+        fileno = fd
+        if not isinstance(fileno, int):
+            try:
+                fileno = int(fileno.fileno())
+            except (AttributeError, TypeError, ValueError):
+                raise ValueError(f"Invalid file object: {fd!r}") from None
+        transport = self._transports.get(fileno)
+        if transport is not None and not transport.is_closing():
+            raise RuntimeError(
+                f'File descriptor {fd!r} is used by transport {transport!r}')
+
+    # The loop's own transports install prebuilt IOHandles (one per
+    # registration, not per event) and remove them by fd.
+
+    cdef int _io_start(self, int fd, object fileobj, Handle h, bint write) except -1:
+        self._check_closed()
+        cdef FdWatch w = self._watch_for(fd, fileobj)
+        old = w.writer if write else w.reader
+        if write:
+            w.writer = h
+        else:
+            w.reader = h
+        if old is None:
+            try:
+                self._update_interest(w)
+            except BaseException:
+                if write:
+                    w.writer = None
+                else:
+                    w.reader = None
+                if w.reader is None and w.writer is None and self.watches.get(fd) is w:
+                    del self.watches[fd]
+                raise
+        else:
+            (<Handle>old).cancel()
+        return 0
+
+    cdef int _io_stop(self, int fd, bint write) except -1:
+        if self.closed:
+            return 0
+        cdef FdWatch w = self.watches.get(fd)
+        if w is None or w.internal:
+            return 0
+        old = w.writer if write else w.reader
+        if old is None:
+            return 0
+        if write:
+            w.writer = None
+        else:
+            w.reader = None
+        (<Handle>old).cancel()
+        self._update_interest(w)
+        return 0
 
     # ------------------------------------------------------------------
     # low-level socket operations (readiness-based: try the syscall first,
@@ -1343,12 +1405,15 @@ cdef class CoreLoop:
             fut = None
 
     async def _ensure_resolved(self, address, *, family=0, type=socket.SOCK_STREAM,
-                               proto=0, flags=0):
+                               proto=0, flags=0, loop=None):
+        # `loop`: asyncio's create_* code passes the loop that resolves.
         host, port = address[:2]
         info = _ipaddr_info(host, port, family, type, proto, *address[2:])
         if info is not None:
             return [info]
-        return await self.getaddrinfo(host, port, family=family, type=type,
+        if loop is None:
+            loop = self
+        return await loop.getaddrinfo(host, port, family=family, type=type,
                                       proto=proto, flags=flags)
 
     async def sock_accept(self, sock):

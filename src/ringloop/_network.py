@@ -1,0 +1,189 @@
+"""The network API of both loop kinds: servers, connections, datagrams, sendfile.
+
+The cold half is asyncio's own code, run on our loop: address resolution,
+happy eyeballs, socket options, argument checks and asyncio's Server object
+come from the running Python's ``asyncio.base_events`` and
+``asyncio.unix_events`` (referenced, never copied), so arguments, errors and
+messages are those of the running version, and APIs arrive with the version
+that has them (``all_errors`` on 3.12, ``keep_alive`` on 3.13...).  The hot
+half is ours: the transports and the accept loop (``ringloop.transports``).
+
+Deliberate differences, with their reasons, are in docs/compatibility.md:
+Unix server socket files are removed on close on every version (3.13's
+behaviour), TCP_NODELAY is set on every TCP stream socket.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import stat
+import sys
+from asyncio import base_events as _be
+from asyncio import unix_events as _ue
+from asyncio.log import logger
+
+from ringloop._version import __version__
+from ringloop.transports.datagram import make_datagram_transport
+from ringloop.transports.stream import AcceptCore, make_stream_transport
+
+__all__ = ["NetworkMixin"]
+
+_BEL = _be.BaseEventLoop
+_UNIX = _ue._UnixSelectorEventLoop
+_PY313 = sys.version_info >= (3, 13)
+
+
+def _tls_error(name: str) -> NotImplementedError:
+    return NotImplementedError(
+        f"ringloop {__version__} does not implement TLS yet (loop.{name}() "
+        f"with ssl=); it comes in a later release. Use asyncio's own event "
+        f"loop (asyncio.new_event_loop()) for TLS connections and servers"
+    )
+
+
+def _borrow(func, name: str, *, ssl_bool_ok: bool = False):
+    """asyncio's coroutine method `func`, run with our loop as self; TLS
+    (a true ssl argument) raises a clear NotImplementedError until it lands.
+    Where asyncio rejects ssl=True/False with TypeError, it still does."""
+
+    @functools.wraps(func)
+    async def method(self, *args, **kwargs):
+        ssl = kwargs.get("ssl")
+        if ssl and (ssl_bool_ok or not isinstance(ssl, bool)):
+            raise _tls_error(name)
+        return await func(self, *args, **kwargs)
+
+    return method
+
+
+class NetworkMixin:
+    """Network methods shared by SelectorEventLoop and ProactorEventLoop."""
+
+    # -- asyncio's own logic (cold) ----------------------------------------
+    create_connection = _borrow(_BEL.create_connection, "create_connection",
+                                ssl_bool_ok=True)
+    create_server = _borrow(_BEL.create_server, "create_server")
+    connect_accepted_socket = _borrow(_BEL.connect_accepted_socket,
+                                      "connect_accepted_socket")
+    create_unix_connection = _borrow(_UNIX.create_unix_connection,
+                                     "create_unix_connection", ssl_bool_ok=True)
+    create_datagram_endpoint = _BEL.create_datagram_endpoint
+    sendfile = _BEL.sendfile
+
+    _connect_sock = _BEL._connect_sock
+    _create_connection_transport = _BEL._create_connection_transport
+    _create_server_getaddrinfo = _BEL._create_server_getaddrinfo
+    _check_sendfile_params = _BEL._check_sendfile_params
+    _sendfile_fallback = _BEL._sendfile_fallback
+
+    if _PY313:
+        create_unix_server = _borrow(_UNIX.create_unix_server, "create_unix_server")
+    else:
+
+        @functools.wraps(_UNIX.create_unix_server)
+        async def create_unix_server(self, protocol_factory, path=None, *args, **kwargs):
+            ssl = kwargs.get("ssl")
+            if ssl and not isinstance(ssl, bool):
+                raise _tls_error("create_unix_server")
+            server = await _UNIX.create_unix_server(
+                self, protocol_factory, path, *args, **kwargs)
+            # As 3.13 does: remember the socket file, removed on close if it
+            # is still ours (same inode).  Only for a path we bound.
+            if path is not None:
+                for sock in server._sockets:
+                    self._remember_unix_socket(sock)
+            return server
+
+    def _remember_unix_socket(self, sock) -> None:
+        try:
+            name = sock.getsockname()
+        except OSError:
+            return
+        if not name or name[0] in (0, "\x00"):
+            return   # abstract names have no file
+        try:
+            self._unix_server_sockets[sock] = os.stat(name).st_ino
+        except FileNotFoundError:
+            pass
+
+    # -- our transports -----------------------------------------------------
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *,
+                               extra=None, server=None):
+        return make_stream_transport(self, sock, protocol, waiter, extra, server)
+
+    def _make_ssl_transport(self, *args, **kwargs):
+        raise _tls_error("create_connection")
+
+    def _make_datagram_transport(self, sock, protocol, address=None,
+                                 waiter=None, extra=None):
+        return make_datagram_transport(self, sock, protocol, address, waiter, extra)
+
+    async def _sendfile_native(self, transp, file, offset, count):
+        fd = transp._sock_fd
+        self._transports.pop(fd, None)
+        resume_reading = transp.is_reading()
+        transp.pause_reading()
+        await transp._make_empty_waiter()
+        try:
+            return await self.sock_sendfile(transp._sock, file, offset, count,
+                                            fallback=False)
+        finally:
+            transp._reset_empty_waiter()
+            if resume_reading:
+                transp.resume_reading()
+            self._transports[fd] = transp
+
+    # -- servers ----------------------------------------------------------------
+
+    def _start_serving(self, protocol_factory, sock, sslcontext=None,
+                       server=None, backlog=100, *args):
+        if sslcontext is not None:
+            raise _tls_error("create_server")
+        accepting = self._accepting
+        core = accepting.get(sock.fileno())
+        if core is None:
+            core = AcceptCore(self, sock, protocol_factory, server, backlog)
+            accepting[sock.fileno()] = core
+        core.start()
+
+    def _stop_serving(self, sock) -> None:
+        path = None
+        unix_sockets = self._unix_server_sockets
+        if sock in unix_sockets:
+            try:
+                path = sock.getsockname()
+            except OSError:
+                path = None
+        core = self._accepting.pop(sock.fileno(), None)
+        if core is not None:
+            core.stop()
+        sock.close()
+        if sock in unix_sockets:
+            prev_ino = unix_sockets.pop(sock)
+            if path:
+                try:
+                    if os.stat(path).st_ino == prev_ino and stat.S_ISSOCK(os.stat(path).st_mode):
+                        os.unlink(path)
+                except FileNotFoundError:
+                    pass
+                except OSError as err:
+                    logger.error("Unable to clean up listening UNIX socket %r: %r",
+                                 path, err)
+
+    @property
+    def _accepting(self) -> dict:
+        try:
+            return self.__dict__["_accepting_cores"]
+        except KeyError:
+            d = self.__dict__["_accepting_cores"] = {}
+            return d
+
+    @property
+    def _unix_server_sockets(self) -> dict:
+        try:
+            return self.__dict__["_unix_sockets"]
+        except KeyError:
+            d = self.__dict__["_unix_sockets"] = {}
+            return d

@@ -1,0 +1,1 @@
+"""Transports: stream (TCP, Unix), datagram, and the servers' accept loop."""

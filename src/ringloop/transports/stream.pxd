@@ -1,0 +1,71 @@
+from ringloop.core.handles cimport IOTarget, IOHandle
+from ringloop.core.loop cimport CoreLoop
+
+
+cdef class StreamCore(IOTarget):
+    """The compiled half of a stream transport (TCP, Unix): the public
+    StreamTransport (an asyncio.Transport) holds one and hands it the work."""
+    cdef:
+        # --- wiring -----------------------------------------------------
+        CoreLoop loop
+        object sock
+        int fd
+        object transport          # the public object; None after connection_lost
+        object protocol
+        object data_received      # bound protocol.data_received (plain protocols)
+        object get_buffer         # bound methods (BufferedProtocol)
+        object buffer_updated
+        bint buffered
+        object server             # asyncio Server or None
+        object context            # contextvars.Context the callbacks run in
+        IOHandle rh               # registered read handle, or None
+        IOHandle wh               # registered write handle, or None
+
+        # --- state ------------------------------------------------------
+        bint closing              # close() called (or a fatal error)
+        bint paused               # pause_reading()
+        bint eof                  # write_eof() called
+        bint protocol_connected
+        public bint protocol_paused   # pause_writing() sent, resume not yet
+        int conn_lost             # connection_lost scheduled (+ writes since)
+
+        # --- write buffer -------------------------------------------------
+        # Pending chunks are bytes objects (anything else is copied when it
+        # is buffered, so the caller may reuse its buffer): wbuf[whead:],
+        # the first woff bytes of wbuf[whead] already sent.
+        list wbuf
+        Py_ssize_t whead
+        Py_ssize_t woff
+        Py_ssize_t wsize
+        public Py_ssize_t high_water
+        public Py_ssize_t low_water
+        public object empty_waiter
+
+    cdef int _set_protocol(self, protocol) except -1
+    cdef int _start_reading(self) except -1
+    cdef int _read_buffered(self) except -1
+    cdef int _on_eof(self) except -1
+    cdef int _buffer_tail(self, object data, Py_ssize_t start) except -1
+    cdef Py_ssize_t _flush(self) except -2
+    cdef int _after_flush(self) except -1
+    cdef int _write_error(self, int err) except -1
+    cdef int _fatal_error(self, exc, str message) except -1
+    cdef int _force_close(self, exc) except -1
+    cdef int _maybe_pause_protocol(self) except -1
+    cdef int _maybe_resume_protocol(self) except -1
+
+
+cdef class AcceptCore(IOTarget):
+    """A listening socket's accept loop (one per socket of a Server)."""
+    cdef:
+        CoreLoop loop
+        object sock
+        int fd
+        object protocol_factory
+        object server
+        int backlog
+        object context
+        IOHandle rh
+        object retry              # TimerHandle of the EMFILE back-off, or None
+        double retry_delay
+        bint starved              # out of fds: reported once until it ends

@@ -1,0 +1,895 @@
+"""Stream transports (TCP and Unix sockets) and the servers' accept loop.
+
+One implementation for every driver: a transport asks the loop to call it
+when its fd is readable or writable (an IOHandle in the fd's watch, so the
+events run in the loop's ready queue exactly where asyncio runs its
+transports' callbacks), then reads and writes with recv/send/sendmsg itself.
+
+The public transport is ``StreamTransport``, a Python class deriving from
+asyncio's transport classes (isinstance works, and asyncio's sendfile
+fallback accepts it); its hot methods ``write`` and ``writelines`` are
+instance slots holding the compiled core's bound methods, so a protocol's
+``transport.write(data)`` goes straight into C.
+
+What it does as asyncio's _SelectorSocketTransport does: callback order
+(connection_made, then reading, then the waiter), eager writes, flow control
+with asyncio's limits and messages, EOF and half-close, fatal errors.
+Deliberately different (docs/compatibility.md): TCP_NODELAY is set on every
+TCP stream socket, including user sockets created with proto=0; bytearray
+and memoryview data is copied when it has to be buffered (asyncio 3.12+
+keeps a reference, so a caller reusing its buffer changes queued data).
+"""
+
+import asyncio
+import socket
+import sys
+import warnings
+
+from asyncio import constants as aio_constants
+from asyncio import futures as aio_futures
+from asyncio import protocols as aio_protocols
+from asyncio import trsock as aio_trsock
+from asyncio import transports as aio_transports
+from asyncio.log import logger as aio_logger
+
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
+from cpython.mem cimport PyMem_RawMalloc
+from libc.string cimport memset
+
+cdef extern from "Python.h":
+    object PyContext_CopyCurrent()
+
+from ringloop.core.handles cimport IOTarget, IOHandle, new_io_handle
+from ringloop.core.loop cimport CoreLoop
+from ringloop.includes.net cimport (
+    iovec, msghdr, send, recv, sendmsg, setsockopt, shutdown,
+    MSG_NOSIGNAL, SHUT_WR, IPPROTO_TCP, TCP_NODELAY, errno, EINTR, EAGAIN,
+    EWOULDBLOCK, IOV_MAX,
+)
+
+cdef object aio_set_result_unless_cancelled = aio_futures._set_result_unless_cancelled
+cdef object aio_BufferedProtocol = aio_protocols.BufferedProtocol
+cdef object aio_TransportSocket = aio_trsock.TransportSocket
+cdef object aio_SendfileMode = aio_constants._SendfileMode
+cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+cdef bint PY313 = sys.version_info >= (3, 13)
+cdef int AF_INET = socket.AF_INET
+cdef int AF_INET6 = socket.AF_INET6
+cdef int SOCK_STREAM = socket.SOCK_STREAM
+
+# The sockets are non-blocking: send/recv/sendmsg are called with the GIL
+# held (releasing it would cost more than the call).
+# Reads go into one buffer per loop (the data is copied into the bytes
+# handed to data_received), as large as asyncio's per-read buffer.
+cdef Py_ssize_t READ_SIZE = 256 * 1024
+# iovecs per sendmsg(): IOV_MAX, but never a large stack array.
+cdef enum:
+    MAX_IOV = 64
+
+
+cdef inline bint _again(int err) noexcept:
+    # Try later: EAGAIN (EWOULDBLOCK, the same value where it is not) or EINTR.
+    if err == EAGAIN or err == EINTR:
+        return True
+    return err == EWOULDBLOCK
+
+
+cdef object _os_error(int err):
+    # OSError picks the subclass (ConnectionResetError, BrokenPipeError...).
+    import os
+    return OSError(err, os.strerror(err))
+
+
+cdef int set_nodelay(object sock) except -1:
+    """TCP_NODELAY on TCP stream sockets, whatever proto they were made with."""
+    cdef int one = 1
+    try:
+        family = sock.family
+        stype = sock.type
+    except AttributeError:
+        return 0
+    if (family == AF_INET or family == AF_INET6) and stype == SOCK_STREAM:
+        setsockopt(sock.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+    return 0
+
+
+cdef class StreamCore(IOTarget):
+
+    def __cinit__(self):
+        self.wbuf = []
+        self.high_water = 64 * 1024
+        self.low_water = 16 * 1024
+
+    # ------------------------------------------------------------------
+    # protocol
+
+    cdef int _set_protocol(self, protocol) except -1:
+        self.protocol = protocol
+        self.protocol_connected = True
+        if isinstance(protocol, aio_BufferedProtocol):
+            self.buffered = True
+            self.get_buffer = protocol.get_buffer
+            self.buffer_updated = protocol.buffer_updated
+            self.data_received = None
+        else:
+            self.buffered = False
+            self.data_received = protocol.data_received
+            self.get_buffer = self.buffer_updated = None
+        return 0
+
+    # ------------------------------------------------------------------
+    # reading
+
+    cdef int _start_reading(self) except -1:
+        if self.closing or self.paused or self.loop.closed:
+            return 0
+        self.rh = new_io_handle(self.loop, self, False, self.context)
+        self.loop._io_start(self.fd, self.fd, self.rh, False)
+        return 0
+
+    def _add_reader_cb(self):
+        # Scheduled right after connection_made, as asyncio does.
+        self._start_reading()
+
+    cdef int on_readable(self) except -1:
+        cdef CoreLoop loop = self.loop
+        cdef Py_ssize_t n
+        cdef int err
+        if self.conn_lost:
+            return 0
+        if self.buffered:
+            return self._read_buffered()
+        if loop.rbuf == NULL:
+            loop.rbuf = <char *>PyMem_RawMalloc(READ_SIZE)
+            if loop.rbuf == NULL:
+                raise MemoryError()
+            loop.rbuf_size = READ_SIZE
+        n = recv(self.fd, loop.rbuf, loop.rbuf_size, 0)
+        if n < 0:
+            err = errno
+            if _again(err):
+                return 0
+            self._fatal_error(_os_error(err), 'Fatal read error on socket transport')
+            return 0
+        if n == 0:
+            return self._on_eof()
+        data = PyBytes_FromStringAndSize(loop.rbuf, n)
+        try:
+            self.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        return 0
+
+    cdef int _read_buffered(self) except -1:
+        cdef Py_buffer view
+        cdef Py_ssize_t n
+        cdef int err
+        try:
+            buf = self.get_buffer(-1)
+            if not len(buf):
+                raise RuntimeError('get_buffer() returned an empty buffer')
+            PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE | 0x0001)  # PyBUF_WRITABLE
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+            return 0
+        n = recv(self.fd, view.buf, view.len, 0)
+        err = errno
+        PyBuffer_Release(&view)
+        if n < 0:
+            if _again(err):
+                return 0
+            self._fatal_error(_os_error(err), 'Fatal read error on socket transport')
+            return 0
+        if n == 0:
+            return self._on_eof()
+        try:
+            self.buffer_updated(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+        return 0
+
+    cdef int _on_eof(self) except -1:
+        if self.loop.debug:
+            aio_logger.debug("%r received EOF", self.transport)
+        try:
+            keep_open = self.protocol.eof_received()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.eof_received() call failed.')
+            return 0
+        if keep_open:
+            # The protocol may still write; nothing more can be read.
+            self.loop._io_stop(self.fd, False)
+            self.rh = None
+        else:
+            self.close()
+        return 0
+
+    def pause_reading(self):
+        if self.closing or self.paused:
+            return
+        self.paused = True
+        self.loop._io_stop(self.fd, False)
+        self.rh = None
+        if self.loop.debug:
+            aio_logger.debug("%r pauses reading", self.transport)
+
+    def resume_reading(self):
+        if self.closing or not self.paused:
+            return
+        self.paused = False
+        self._start_reading()
+        if self.loop.debug:
+            aio_logger.debug("%r resumes reading", self.transport)
+
+    # ------------------------------------------------------------------
+    # writing
+
+    def write(self, data):
+        cdef Py_ssize_t n, size
+        cdef Py_buffer view
+        cdef int err
+        cdef bint is_bytes = type(data) is bytes
+        if not is_bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f'data argument must be a bytes-like object, '
+                            f'not {type(data).__name__!r}')
+        if self.eof:
+            raise RuntimeError('Cannot call write() after write_eof()')
+        if self.empty_waiter is not None:
+            raise RuntimeError('unable to write; sendfile is in progress')
+        if not data:
+            return
+        if self.conn_lost:
+            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                aio_logger.warning('socket.send() raised exception.')
+            self.conn_lost += 1
+            return
+        if self.wsize == 0:
+            # Nothing queued: send now, buffer only what the kernel refused.
+            if is_bytes:
+                size = PyBytes_GET_SIZE(data)
+                n = send(self.fd, PyBytes_AS_STRING(data), size, MSG_NOSIGNAL)
+                err = errno
+            else:
+                PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+                size = view.len
+                n = send(self.fd, view.buf, size, MSG_NOSIGNAL)
+                err = errno
+                PyBuffer_Release(&view)
+            if n == size:
+                return
+            if n < 0:
+                if not _again(err):
+                    self._fatal_error(_os_error(err), 'Fatal write error on socket transport')
+                    return
+                n = 0
+            self._buffer_tail(data, n)
+            self.wh = new_io_handle(self.loop, self, True, self.context)
+            self.loop._io_start(self.fd, self.fd, self.wh, True)
+        else:
+            self._buffer_tail(data, 0)
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data):
+        """Write each buffer in order: one sendmsg() for all of them when
+        nothing is queued (no joined copy), the rest queued."""
+        cdef iovec iov[MAX_IOV]
+        cdef Py_buffer views[MAX_IOV]
+        cdef msghdr msg
+        cdef Py_ssize_t i, k, nviews = 0, total = 0, n, sent
+        cdef int err
+        if self.eof:
+            raise RuntimeError('Cannot call writelines() after write_eof()')
+        if self.empty_waiter is not None:
+            raise RuntimeError('unable to writelines; sendfile is in progress')
+        items = list(list_of_data)
+        if not items:
+            return
+        for data in items:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f'data argument must be a bytes-like object, '
+                                f'not {type(data).__name__!r}')
+        if self.conn_lost:
+            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                aio_logger.warning('socket.send() raised exception.')
+            self.conn_lost += 1
+            return
+        start = 0
+        sent = 0
+        if self.wsize == 0:
+            k = min(len(items), MAX_IOV)
+            try:
+                for i in range(k):
+                    PyObject_GetBuffer(items[i], &views[i], PyBUF_SIMPLE)
+                    nviews += 1
+                    iov[i].iov_base = views[i].buf
+                    iov[i].iov_len = views[i].len
+                    total += views[i].len
+                memset(&msg, 0, sizeof(msg))
+                msg.msg_iov = iov
+                msg.msg_iovlen = k
+                n = sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+                err = errno
+            finally:
+                for i in range(nviews):
+                    PyBuffer_Release(&views[i])
+            if n < 0:
+                if not _again(err):
+                    self._fatal_error(_os_error(err), 'Fatal write error on socket transport')
+                    return
+                n = 0
+            sent = n
+            # Skip what went out.
+            for i in range(k):
+                size = len(items[i])
+                if sent >= size:
+                    sent -= size
+                    start = i + 1
+                else:
+                    break
+            if start == len(items):
+                return
+        first = True
+        for i in range(start, len(items)):
+            data = items[i]
+            if not len(data):
+                continue
+            self._buffer_tail(data, sent if first else 0)
+            first = False
+        if self.wsize and self.wh is None:
+            self.wh = new_io_handle(self.loop, self, True, self.context)
+            self.loop._io_start(self.fd, self.fd, self.wh, True)
+        self._maybe_pause_protocol()
+
+    cdef int _buffer_tail(self, object data, Py_ssize_t start) except -1:
+        # Queue data[start:] as bytes (a copy unless it is bytes and whole).
+        cdef Py_ssize_t size = len(data)
+        if start >= size:
+            return 0
+        if type(data) is bytes and start == 0:
+            chunk = data
+        else:
+            chunk = bytes(memoryview(data).cast('B')[start:])
+        self.wbuf.append(chunk)
+        self.wsize += size - start
+        return 0
+
+    cdef Py_ssize_t _flush(self) except -2:
+        # One sendmsg() over the queued chunks; returns bytes sent, -1 on
+        # EAGAIN; raises nothing: errors are returned as -(errno) - 2.
+        cdef iovec iov[MAX_IOV]
+        cdef msghdr msg
+        cdef list wbuf = self.wbuf
+        cdef Py_ssize_t i, k = 0, n, total = len(wbuf)
+        cdef Py_ssize_t head = self.whead, off = self.woff, size
+        cdef object chunk
+        cdef int err
+        i = head
+        while i < total and k < MAX_IOV:
+            chunk = wbuf[i]
+            size = PyBytes_GET_SIZE(chunk)
+            if i == head:
+                iov[k].iov_base = PyBytes_AS_STRING(chunk) + off
+                iov[k].iov_len = size - off
+            else:
+                iov[k].iov_base = PyBytes_AS_STRING(chunk)
+                iov[k].iov_len = size
+            k += 1
+            i += 1
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = iov
+        msg.msg_iovlen = k
+        n = sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+        if n < 0:
+            err = errno
+            if _again(err):
+                return -1
+            return -err - 2
+        # Consume n bytes from the queue.
+        self.wsize -= n
+        while n > 0:
+            chunk = wbuf[head]
+            size = PyBytes_GET_SIZE(chunk) - off
+            if n >= size:
+                n -= size
+                wbuf[head] = None
+                head += 1
+                off = 0
+            else:
+                off += n
+                n = 0
+        if head == total:
+            wbuf.clear()
+            head = 0
+        elif head > 64 and head * 2 > total:
+            del wbuf[:head]
+            head = 0
+        self.whead = head
+        self.woff = off
+        return 0
+
+    cdef int on_writable(self) except -1:
+        cdef Py_ssize_t r
+        if self.conn_lost or self.wsize == 0:
+            return 0
+        r = self._flush()
+        if r == -1:
+            return 0
+        if r < -1:
+            self._write_error(<int>(-r - 2))
+            return 0
+        return self._after_flush()
+
+    cdef int _after_flush(self) except -1:
+        self._maybe_resume_protocol()      # may queue more
+        if self.wsize == 0:
+            self.loop._io_stop(self.fd, True)
+            self.wh = None
+            if self.empty_waiter is not None:
+                self.empty_waiter.set_result(None)
+            if self.closing:
+                self._call_connection_lost(None)
+            elif self.eof:
+                shutdown(self.fd, SHUT_WR)
+        return 0
+
+    cdef int _write_error(self, int err) except -1:
+        exc = _os_error(err)
+        self.loop._io_stop(self.fd, True)
+        self.wh = None
+        self.wbuf.clear()
+        self.whead = self.woff = self.wsize = 0
+        self._fatal_error(exc, 'Fatal write error on socket transport')
+        if self.empty_waiter is not None:
+            self.empty_waiter.set_exception(exc)
+        return 0
+
+    def write_eof(self):
+        if self.closing or self.eof:
+            return
+        self.eof = True
+        if self.wsize == 0:
+            self.sock.shutdown(socket.SHUT_WR)
+
+    def get_write_buffer_size(self):
+        return self.wsize
+
+    # ------------------------------------------------------------------
+    # flow control (asyncio's _FlowControlMixin, same messages)
+
+    cdef int _maybe_pause_protocol(self) except -1:
+        if self.wsize <= self.high_water or self.protocol_paused:
+            return 0
+        self.protocol_paused = True
+        try:
+            self.protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                'message': 'protocol.pause_writing() failed',
+                'exception': exc,
+                'transport': self.transport,
+                'protocol': self.protocol,
+            })
+        return 0
+
+    cdef int _maybe_resume_protocol(self) except -1:
+        if not self.protocol_paused or self.wsize > self.low_water:
+            return 0
+        self.protocol_paused = False
+        try:
+            self.protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.loop.call_exception_handler({
+                'message': 'protocol.resume_writing() failed',
+                'exception': exc,
+                'transport': self.transport,
+                'protocol': self.protocol,
+            })
+        return 0
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        if high is None:
+            if low is None:
+                high = 64 * 1024
+            else:
+                high = 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(
+                f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
+        self.high_water = high
+        self.low_water = low
+        self._maybe_pause_protocol()
+
+    # ------------------------------------------------------------------
+    # closing
+
+    def close(self):
+        if self.closing:
+            return
+        self.closing = True
+        self.loop._io_stop(self.fd, False)
+        self.rh = None
+        if self.wsize == 0:
+            self.conn_lost += 1
+            self.loop._io_stop(self.fd, True)
+            self.wh = None
+            self.loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self):
+        self._force_close(None)
+
+    cdef int _fatal_error(self, exc, str message) except -1:
+        if isinstance(exc, OSError):
+            if self.loop.debug:
+                aio_logger.debug("%r: %s", self.transport, message, exc_info=True)
+        else:
+            self.loop.call_exception_handler({
+                'message': message,
+                'exception': exc,
+                'transport': self.transport,
+                'protocol': self.protocol,
+            })
+        self._force_close(exc)
+        return 0
+
+    cdef int _force_close(self, exc) except -1:
+        if self.conn_lost:
+            return 0
+        if self.wsize:
+            self.wbuf.clear()
+            self.whead = self.woff = self.wsize = 0
+            self.loop._io_stop(self.fd, True)
+            self.wh = None
+        if not self.closing:
+            self.closing = True
+            self.loop._io_stop(self.fd, False)
+            self.rh = None
+        self.conn_lost += 1
+        self.loop.call_soon(self._call_connection_lost, exc)
+        return 0
+
+    def _call_connection_lost(self, exc):
+        transport = self.transport
+        try:
+            if self.protocol_connected:
+                self.protocol.connection_lost(exc)
+        finally:
+            if self.sock is not None:
+                self.sock.close()
+                self.sock = None
+            self.protocol = None
+            self.data_received = self.get_buffer = self.buffer_updated = None
+            server = self.server
+            if server is not None:
+                self.server = None
+                if PY313:
+                    server._detach(transport)
+                else:
+                    server._detach()
+            if self.empty_waiter is not None:
+                self.empty_waiter.set_exception(
+                    ConnectionError("Connection is closed by peer"))
+            self.transport = None    # break the core <-> transport cycle
+
+    # ------------------------------------------------------------------
+    # what the public transport asks
+
+    def is_closing(self):
+        return self.closing
+
+    def is_reading(self):
+        return not self.closing and not self.paused
+
+    def set_protocol(self, protocol):
+        self._set_protocol(protocol)
+
+    def get_protocol(self):
+        return self.protocol
+
+    def _sock_obj(self):
+        return self.sock
+
+    def _fd(self):
+        return self.fd
+
+    def _describe(self, name):
+        info = [name]
+        if self.sock is None:
+            info.append('closed')
+        elif self.closing:
+            info.append('closing')
+        info.append(f'fd={self.fd}')
+        if not self.loop.closed and self.sock is not None:
+            info.append('read=polling' if self.rh is not None else 'read=idle')
+            state = 'polling' if self.wh is not None else 'idle'
+            info.append(f'write=<{state}, bufsize={self.wsize}>')
+        return '<{}>'.format(' '.join(info))
+
+    def _close_on_del(self, transport):
+        # The transport is being collected while its socket is open.
+        sock = self.sock
+        self.sock = None
+        if self.rh is not None or self.wh is not None:
+            self.loop._io_stop(self.fd, False)
+            self.loop._io_stop(self.fd, True)
+        sock.close()
+        server = self.server
+        if server is not None:
+            self.server = None
+            if PY313:
+                server._detach(transport)
+            else:
+                server._detach()
+
+    def __repr__(self):
+        return f"<StreamCore fd={self.fd}>"
+
+
+class StreamTransport(aio_transports._FlowControlMixin):
+    """A TCP or Unix stream transport (an asyncio.Transport)."""
+
+    # write/writelines are instance slots holding the core's bound methods.
+    __slots__ = ("_core", "write", "writelines", "__weakref__")
+
+    _start_tls_compatible = True
+    _sendfile_compatible = aio_SendfileMode.TRY_NATIVE
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("ringloop transports are created by the event loop")
+
+    # -- what asyncio's own code reads on transports -------------------
+
+    @property
+    def _protocol_paused(self):
+        return self._core.protocol_paused
+
+    @property
+    def _high_water(self):
+        return self._core.high_water
+
+    @property
+    def _low_water(self):
+        return self._core.low_water
+
+    @property
+    def _sock(self):
+        return self._core._sock_obj()
+
+    @property
+    def _sock_fd(self):
+        return self._core._fd()
+
+    # -- BaseTransport ---------------------------------------------------
+
+    def is_closing(self):
+        return self._core.is_closing()
+
+    def close(self):
+        self._core.close()
+
+    def set_protocol(self, protocol):
+        self._core.set_protocol(protocol)
+
+    def get_protocol(self):
+        return self._core.get_protocol()
+
+    # -- ReadTransport -----------------------------------------------------
+
+    def is_reading(self):
+        return self._core.is_reading()
+
+    def pause_reading(self):
+        self._core.pause_reading()
+
+    def resume_reading(self):
+        self._core.resume_reading()
+
+    # -- WriteTransport ----------------------------------------------------
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self._core.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self):
+        core = self._core
+        return (core.low_water, core.high_water)
+
+    def get_write_buffer_size(self):
+        return self._core.get_write_buffer_size()
+
+    def write_eof(self):
+        self._core.write_eof()
+
+    def can_write_eof(self):
+        return True
+
+    def abort(self):
+        self._core.abort()
+
+    # -- for loop.sendfile() -------------------------------------------------
+
+    def _make_empty_waiter(self):
+        core = self._core
+        if core.empty_waiter is not None:
+            raise RuntimeError("Empty waiter is already set")
+        waiter = self._loop.create_future()
+        core.empty_waiter = waiter
+        if not core.get_write_buffer_size():
+            waiter.set_result(None)
+        return waiter
+
+    def _reset_empty_waiter(self):
+        self._core.empty_waiter = None
+
+    def __repr__(self):
+        return self._core._describe(type(self).__name__)
+
+    def __del__(self, _warn=warnings.warn):
+        try:
+            core = self._core
+        except AttributeError:
+            return
+        if core._sock_obj() is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            core._close_on_del(self)
+
+
+
+
+def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
+                          extra=None, server=None):
+    """The loop's _make_socket_transport: a connected stream socket
+    (non-blocking) becomes a StreamTransport; connection_made, then
+    reading, then the waiter's result are scheduled, in asyncio's order."""
+    cdef StreamCore core = StreamCore.__new__(StreamCore)
+    if extra is None:
+        extra = {}
+    extra['socket'] = aio_TransportSocket(sock)
+    try:
+        extra['sockname'] = sock.getsockname()
+    except OSError:
+        extra['sockname'] = None
+    if 'peername' not in extra:
+        try:
+            extra['peername'] = sock.getpeername()
+        except OSError:
+            extra['peername'] = None
+    set_nodelay(sock)
+    core.loop = loop
+    core.sock = sock
+    core.fd = sock.fileno()
+    core.context = PyContext_CopyCurrent()
+    transport = StreamTransport.__new__(StreamTransport)
+    transport._core = core
+    transport._extra = extra
+    transport._loop = loop
+    transport.write = core.write
+    transport.writelines = core.writelines
+    core.transport = transport
+    core._set_protocol(protocol)
+    core.server = server
+    if server is not None:
+        if PY313:
+            server._attach(transport)
+        else:
+            server._attach()
+    loop._transports[core.fd] = transport
+    loop.call_soon(protocol.connection_made, transport)
+    loop.call_soon(core._add_reader_cb)
+    if waiter is not None:
+        loop.call_soon(aio_set_result_unless_cancelled, waiter, None)
+    return transport
+
+
+# ---------------------------------------------------------------------------
+# Servers: the accept loop of one listening socket
+
+cdef object aio_ACCEPT_RETRY_DELAY = aio_constants.ACCEPT_RETRY_DELAY
+cdef tuple RESOURCE_ERRNOS
+
+
+import errno as _errno
+RESOURCE_ERRNOS = (_errno.EMFILE, _errno.ENFILE, _errno.ENOBUFS, _errno.ENOMEM)
+
+
+cdef class AcceptCore(IOTarget):
+
+    def __init__(self, CoreLoop loop, sock, protocol_factory, server, int backlog):
+        self.loop = loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.protocol_factory = protocol_factory
+        self.server = server
+        self.backlog = backlog if backlog > 0 else 1
+        self.context = PyContext_CopyCurrent()
+        self.retry_delay = 0.0
+
+    def start(self):
+        if self.loop.closed or self.sock is None:
+            return
+        self.rh = new_io_handle(self.loop, self, False, self.context)
+        self.loop._io_start(self.fd, self.fd, self.rh, False)
+
+    def stop(self):
+        if self.retry is not None:
+            self.retry.cancel()
+            self.retry = None
+        if self.rh is not None:
+            self.rh = None
+            self.loop._io_stop(self.fd, False)
+
+    def _resume(self):
+        self.retry = None
+        self.start()
+
+    cdef int on_readable(self) except -1:
+        cdef int i
+        cdef CoreLoop loop = self.loop
+        sock = self.sock
+        for i in range(self.backlog):
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return 0
+            except OSError as exc:
+                if exc.errno not in RESOURCE_ERRNOS:
+                    raise
+                # Out of fds (or memory): stop accepting and try again soon,
+                # backing off up to asyncio's retry delay.  Reported once per
+                # starvation, not once per attempt.
+                if not self.starved:
+                    self.starved = True
+                    loop.call_exception_handler({
+                        'message': 'socket.accept() out of system resource',
+                        'exception': exc,
+                        'socket': aio_TransportSocket(sock),
+                    })
+                    self.retry_delay = 0.01
+                else:
+                    self.retry_delay = min(self.retry_delay * 2, aio_ACCEPT_RETRY_DELAY)
+                self.stop()
+                self.retry = loop.call_later(self.retry_delay, self._resume)
+                return 0
+            if self.starved:
+                self.starved = False
+                aio_logger.info('%r accepts connections again', sock)
+            conn.setblocking(False)
+            self._accepted(conn, addr)
+        return 0
+
+    def _accepted(self, conn, addr):
+        protocol = None
+        transport = None
+        try:
+            protocol = self.protocol_factory()
+            transport = make_stream_transport(self.loop, conn, protocol,
+                                              None, {'peername': addr}, self.server)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if transport is None:
+                conn.close()
+            else:
+                transport.close()
+            context = {
+                'message': 'Error on transport creation for incoming connection',
+                'exception': exc,
+            }
+            if protocol is not None:
+                context['protocol'] = protocol
+            if transport is not None:
+                context['transport'] = transport
+            self.loop.call_exception_handler(context)

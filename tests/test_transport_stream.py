@@ -1,0 +1,648 @@
+"""Stream transports (TCP; Unix in test_unix_sockets.py): the asyncio.Transport
+API, half-close, close/abort, reading and writing flow control,
+BufferedProtocol, a 100 MB transfer and 2,000 concurrent connections.
+
+Most cases put the transport on one end of a loopback TCP pair
+(``create_connection(sock=...)``) and drive the other end, a plain socket,
+by hand: that peer can stop reading, half-close or reset at will.
+"""
+
+import asyncio
+import contextlib
+import os
+import resource
+import socket
+import zlib
+
+import pytest
+
+from tests.support import TIMEOUT, Recorder, run, tcp_pair
+
+MiB = 1024 * 1024
+
+
+@contextlib.asynccontextmanager
+async def transport_and_peer(loop, factory=Recorder, family=socket.AF_INET):
+    """(transport, protocol, peer socket); the transport is aborted on exit."""
+    with tcp_pair(family) as (a, b):
+        tr, proto = await loop.create_connection(factory, sock=a)
+        try:
+            yield tr, proto, b
+        finally:
+            # Not once connection_lost() ran: asyncio's abort() then fails
+            # (after a close() that had to flush its buffer first).
+            if not proto.lost.done():
+                tr.abort()
+                await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT / 2)
+
+
+async def peer_recv(loop, sock, n):
+    """Read exactly ``n`` bytes from ``sock`` (fewer only at EOF)."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = await loop.sock_recv(sock, min(n - got, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
+
+
+async def peer_read_to_eof(loop, sock):
+    """Read until EOF; return (number of bytes, crc32)."""
+    total, crc = 0, 0
+    while True:
+        chunk = await loop.sock_recv(sock, 1 << 20)
+        if not chunk:
+            return total, crc
+        total += len(chunk)
+        crc = zlib.crc32(chunk, crc)
+
+
+def _no_flow(events):
+    """The events without pause_writing/resume_writing."""
+    return [e for e in events if e not in ("pause_writing", "resume_writing")]
+
+
+def _fill_until_paused(tr, proto, chunk, limit=64 * MiB):
+    """Write ``chunk`` until the protocol is told to pause; return bytes written."""
+    written = 0
+    while not proto.pauses:
+        assert written < limit, "pause_writing() never called"
+        tr.write(chunk)
+        written += len(chunk)
+    return written
+
+
+# --------------------------------------------------------- API surface ----
+
+@pytest.mark.xfail_uvloop("transports are not asyncio.Transport instances")
+def test_transport_is_asyncio_transport(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            assert isinstance(tr, asyncio.Transport)
+            assert isinstance(tr, asyncio.ReadTransport)
+            assert isinstance(tr, asyncio.WriteTransport)
+
+    run(loop, main())
+
+
+def test_get_extra_info(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            sock = tr.get_extra_info("socket")
+            assert sock.family == socket.AF_INET
+            assert sock.type == socket.SOCK_STREAM
+            assert sock.getsockname() == peer.getpeername()
+            assert tr.get_extra_info("sockname") == peer.getpeername()
+            assert tr.get_extra_info("peername") == peer.getsockname()
+            assert tr.get_extra_info("no such thing") is None
+            assert tr.get_extra_info("no such thing", "dflt") == "dflt"
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("extra info 'socket' is a uvloop PseudoSocket")
+def test_extra_info_socket_is_transport_socket(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            assert isinstance(tr.get_extra_info("socket"), asyncio.trsock.TransportSocket)
+
+    run(loop, main())
+
+
+def test_write_variants(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            tr.write(b"bytes|")
+            tr.write(bytearray(b"bytearray|"))
+            tr.write(memoryview(b"xxmemoryview|yy")[2:-2])
+            tr.write(b"")
+            tr.writelines([b"lines:", bytearray(b"ba,"), memoryview(b"mv,"), b"", b"end|"])
+            tr.writelines((b"tuple|",))
+            tr.writelines([])
+            expected = b"bytes|bytearray|memoryview|lines:ba,mv,end|tuple|"
+            assert await peer_recv(loop, peer, len(expected)) == expected
+            assert tr.get_write_buffer_size() == 0
+
+    run(loop, main())
+
+
+def test_write_large_memoryview_of_bytearray(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            payload = bytearray(os.urandom(MiB)) * 4
+            tr.write(memoryview(payload)[1:])
+            got = await peer_recv(loop, peer, len(payload) - 1)
+            assert got == payload[1:]
+
+    run(loop, main(), timeout=30)
+
+
+def test_receive(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            await loop.sock_sendall(peer, b"first")
+            assert await proto.received(5) == b"first"
+            await loop.sock_sendall(peer, b"second" * 100000)
+            assert await proto.received(600005) == b"first" + b"second" * 100000
+            assert proto.events == ["connection_made", "data_received"]
+
+    run(loop, main())
+
+
+def test_set_get_protocol(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, first, peer):
+            assert tr.get_protocol() is first
+            await loop.sock_sendall(peer, b"one")
+            await first.received(3)
+            second = Recorder()
+            tr.set_protocol(second)
+            assert tr.get_protocol() is second
+            await loop.sock_sendall(peer, b"two")
+            assert await second.received(3) == b"two"
+            assert first.data == b"one"
+            peer.shutdown(socket.SHUT_WR)
+            assert await asyncio.wait_for(second.lost, TIMEOUT) is None
+            assert second.events == ["data_received", "eof_received", "connection_lost"]
+            assert not first.lost.done()
+            first.lost.set_result(None)  # for transport_and_peer's cleanup
+
+    run(loop, main())
+
+
+# ------------------------------------------------ EOF, close and abort ----
+
+def test_write_eof(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            assert tr.can_write_eof()
+            tr.write(b"before eof")
+            tr.write_eof()
+            tr.write_eof()  # again: no-op
+            assert not tr.is_closing()
+            assert await peer_read_to_eof(loop, peer) == (10, zlib.crc32(b"before eof"))
+            with pytest.raises(RuntimeError, match="Cannot call write\\(\\) after write_eof\\(\\)"):
+                tr.write(b"after")
+            # Still readable: a half-closed connection.
+            await loop.sock_sendall(peer, b"reply")
+            assert await proto.received(5) == b"reply"
+            peer.shutdown(socket.SHUT_WR)
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+
+    run(loop, main())
+
+
+def test_write_eof_after_buffered_data(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            payload = os.urandom(MiB) * 8
+            tr.write(payload)
+            tr.write_eof()  # sent once the buffer is flushed
+            assert await peer_read_to_eof(loop, peer) == (len(payload), zlib.crc32(payload))
+
+    run(loop, main(), timeout=30)
+
+
+def test_peer_eof_closes_transport(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            await loop.sock_sendall(peer, b"last words")
+            peer.shutdown(socket.SHUT_WR)
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+            assert proto.events == ["connection_made", "data_received", "eof_received",
+                                    "connection_lost"]
+            assert proto.data == b"last words"
+            assert tr.is_closing()
+            assert await loop.sock_recv(peer, 10) == b""  # we closed too
+
+    run(loop, main())
+
+
+def test_half_close_keep_open(loop):
+    async def main():
+        async with transport_and_peer(loop, lambda: Recorder(keep_open=True)) as (tr, proto, peer):
+            await loop.sock_sendall(peer, b"question")
+            peer.shutdown(socket.SHUT_WR)
+            await asyncio.wait_for(proto.eof, TIMEOUT)
+            await asyncio.sleep(0.05)
+            assert not proto.lost.done()
+            assert not tr.is_closing()
+            tr.write(b"answer after your eof")
+            assert await peer_recv(loop, peer, 21) == b"answer after your eof"
+            tr.close()
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+            assert await loop.sock_recv(peer, 10) == b""
+            assert proto.events == ["connection_made", "data_received", "eof_received",
+                                    "connection_lost"]
+
+    run(loop, main())
+
+
+def test_close_delivers_written_data(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            payload = os.urandom(MiB) * 16  # more than the socket buffers hold
+            tr.write(payload)
+            assert tr.get_write_buffer_size() > 0
+            tr.close()
+            assert tr.is_closing()
+            await asyncio.sleep(0.05)
+            assert not proto.lost.done()  # waits for the buffer to drain
+            assert await peer_read_to_eof(loop, peer) == (len(payload), zlib.crc32(payload))
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+            assert _no_flow(proto.events) == ["connection_made", "connection_lost"]
+
+    run(loop, main(), timeout=30)
+
+
+def test_close_twice_one_connection_lost(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            tr.close()
+            tr.close()
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+            tr.close()
+            await asyncio.sleep(0.01)
+            assert proto.events == ["connection_made", "connection_lost"]
+
+    run(loop, main())
+
+
+def test_abort_drops_buffer(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            payload = b"x" * (48 * MiB)
+            tr.write(payload)
+            assert tr.get_write_buffer_size() > 0
+            tr.abort()
+            assert tr.is_closing()
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+            assert tr.get_write_buffer_size() == 0
+            try:
+                total, _ = await peer_read_to_eof(loop, peer)
+            except ConnectionResetError:
+                total = 0
+            assert total < len(payload)
+            assert _no_flow(proto.events) == ["connection_made", "connection_lost"]
+
+    run(loop, main(), timeout=30)
+
+
+def test_is_closing(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            assert not tr.is_closing()
+            tr.close()
+            assert tr.is_closing()
+            await asyncio.wait_for(proto.lost, TIMEOUT)
+            assert tr.is_closing()
+
+    run(loop, main())
+
+
+# ----------------------------------------------------- reading control ----
+
+def test_pause_resume_reading(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            assert tr.is_reading()
+            tr.pause_reading()
+            assert not tr.is_reading()
+            tr.pause_reading()  # again: no-op
+            await loop.sock_sendall(peer, b"held back")
+            await asyncio.sleep(0.05)
+            assert proto.data == b""
+            tr.resume_reading()
+            assert tr.is_reading()
+            tr.resume_reading()  # again: no-op
+            assert await proto.received(9) == b"held back"
+            # EOF is held back too while paused.
+            tr.pause_reading()
+            peer.shutdown(socket.SHUT_WR)
+            await asyncio.sleep(0.05)
+            assert not proto.eof.done()
+            tr.resume_reading()
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+
+    run(loop, main())
+
+
+def test_reading_controls_after_close(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            tr.close()
+            assert not tr.is_reading()
+            tr.pause_reading()  # no error once closing
+            tr.resume_reading()
+            assert not tr.is_reading()
+            await asyncio.wait_for(proto.lost, TIMEOUT)
+
+    run(loop, main())
+
+
+# ----------------------------------------------------- writing control ----
+
+@pytest.mark.xfail_uvloop("the default low-water mark is 16 bytes, not 16 KiB")
+def test_write_buffer_limits_default(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+
+    run(loop, main())
+
+
+def test_write_buffer_limits(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            tr.set_write_buffer_limits(high=1000)
+            assert tr.get_write_buffer_limits() == (250, 1000)
+            tr.set_write_buffer_limits(low=100)
+            assert tr.get_write_buffer_limits() == (100, 400)
+            tr.set_write_buffer_limits(high=300, low=200)
+            assert tr.get_write_buffer_limits() == (200, 300)
+            tr.set_write_buffer_limits(high=0, low=0)
+            assert tr.get_write_buffer_limits() == (0, 0)
+            tr.set_write_buffer_limits()
+            assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+            with pytest.raises(ValueError, match=r"high \(1\) must be >= low \(2\) must be >= 0"):
+                tr.set_write_buffer_limits(high=1, low=2)
+            with pytest.raises(ValueError, match="must be >= 0"):
+                tr.set_write_buffer_limits(high=10, low=-1)
+            assert tr.get_write_buffer_limits() == (16 * 1024, 64 * 1024)
+
+    run(loop, main())
+
+
+class _FlowRecorder(Recorder):
+    """Also records the write buffer size seen in each flow-control call."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def pause_writing(self):
+        super().pause_writing()
+        self.sizes.append(("pause", self.transport.get_write_buffer_size()))
+
+    def resume_writing(self):
+        super().resume_writing()
+        self.sizes.append(("resume", self.transport.get_write_buffer_size()))
+
+
+def test_flow_control_pause_resume_writing(loop):
+    async def main():
+        async with transport_and_peer(loop, _FlowRecorder) as (tr, proto, peer):
+            tr.set_write_buffer_limits(high=64 * 1024, low=16 * 1024)
+            chunk = os.urandom(256 * 1024)
+            written = _fill_until_paused(tr, proto, chunk)
+            assert proto.pauses == 1 and proto.resumes == 0
+            assert proto.sizes[0][1] > 64 * 1024
+            assert tr.get_write_buffer_size() > 64 * 1024
+            tr.write(chunk)  # still paused: no second pause_writing()
+            written += len(chunk)
+            assert proto.pauses == 1
+            # The peer reads: the buffer drains and writing resumes once.
+            total, _ = await asyncio.wait_for(peer_recv_count(loop, peer, written), TIMEOUT)
+            assert total == written
+            for _ in range(10):
+                if proto.resumes:
+                    break
+                await asyncio.sleep(0.01)
+            assert proto.resumes == 1
+            assert proto.sizes[1][0] == "resume" and proto.sizes[1][1] <= 16 * 1024
+            assert tr.get_write_buffer_size() == 0
+
+    run(loop, main(), timeout=30)
+
+
+async def peer_recv_count(loop, sock, n):
+    total, crc = 0, 0
+    while total < n:
+        chunk = await loop.sock_recv(sock, 1 << 20)
+        if not chunk:
+            break
+        total += len(chunk)
+        crc = zlib.crc32(chunk, crc)
+    return total, crc
+
+
+def test_flow_control_set_limits_pauses_at_once(loop):
+    # Lowering the high-water mark below what is buffered pauses at once.
+    async def main():
+        async with transport_and_peer(loop, _FlowRecorder) as (tr, proto, peer):
+            tr.set_write_buffer_limits(high=64 * MiB)
+            chunk = b"y" * MiB
+            for _ in range(16):
+                tr.write(chunk)
+            buffered = tr.get_write_buffer_size()
+            assert buffered > 0 and proto.pauses == 0
+            tr.set_write_buffer_limits(high=buffered - 1, low=0)
+            assert proto.pauses == 1
+            total, _ = await peer_recv_count(loop, peer, 16 * MiB)
+            assert total == 16 * MiB
+            for _ in range(10):
+                if proto.resumes:
+                    break
+                await asyncio.sleep(0.01)
+            assert proto.resumes == 1
+
+    run(loop, main(), timeout=30)
+
+
+# ----------------------------------------------------- BufferedProtocol ----
+
+class Buffered(asyncio.BufferedProtocol):
+    def __init__(self, size, view=False):
+        loop = asyncio.get_running_loop()
+        self.storage = bytearray(size + 4)
+        # A memoryview into the middle of a bigger buffer, or a bytearray.
+        self.buf = memoryview(self.storage)[2:2 + size] if view else bytearray(size)
+        self.size = size
+        self.data = bytearray()
+        self.updates = []
+        self.events = []
+        self.transport = None
+        self.eof = loop.create_future()
+        self.lost = loop.create_future()
+        self._want = None
+
+    def connection_made(self, transport):
+        self.events.append("connection_made")
+        self.transport = transport
+
+    def get_buffer(self, sizehint):
+        if not self.events or self.events[-1] != "get_buffer":
+            self.events.append("get_buffer")
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        assert 0 < nbytes <= self.size
+        self.updates.append(nbytes)
+        self.data += self.buf[:nbytes]
+        if self._want and len(self.data) >= self._want[0] and not self._want[1].done():
+            self._want[1].set_result(None)
+
+    def eof_received(self):
+        self.events.append("eof_received")
+        self.eof.set_result(None)
+
+    def connection_lost(self, exc):
+        self.events.append("connection_lost")
+        self.lost.set_result(exc)
+
+    async def received(self, n):
+        if len(self.data) < n:
+            self._want = (n, asyncio.get_running_loop().create_future())
+            await self._want[1]
+        return bytes(self.data)
+
+
+@pytest.mark.parametrize("size, view", [(7, False), (7, True), (65536, False)],
+                         ids=["7-bytearray", "7-memoryview", "64k"])
+def test_buffered_protocol(loop, size, view):
+    async def main():
+        payload = os.urandom(300 * 1024)
+        async with transport_and_peer(loop, lambda: Buffered(size, view)) as (tr, proto, peer):
+            await loop.sock_sendall(peer, payload)
+            assert await asyncio.wait_for(proto.received(len(payload)), TIMEOUT) == payload
+            assert max(proto.updates) <= size
+            if size == 7:
+                assert len(proto.updates) >= len(payload) // 7
+            tr.write(b"writes work too")
+            assert await peer_recv(loop, peer, 15) == b"writes work too"
+            peer.shutdown(socket.SHUT_WR)
+            assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
+            assert proto.events[0] == "connection_made"
+            assert proto.events[-2:] == ["eof_received", "connection_lost"]
+
+    run(loop, main(), timeout=60)
+
+
+def test_switch_to_buffered_protocol(loop):
+    async def main():
+        async with transport_and_peer(loop) as (tr, first, peer):
+            await loop.sock_sendall(peer, b"plain")
+            await first.received(5)
+            second = Buffered(16)
+            tr.set_protocol(second)
+            await loop.sock_sendall(peer, b"buffered now")
+            assert await asyncio.wait_for(second.received(12), TIMEOUT) == b"buffered now"
+            assert first.data == b"plain"
+            tr.set_protocol(first)  # for transport_and_peer's cleanup
+
+    run(loop, main())
+
+
+# ------------------------------------------------------------ volume ----
+
+class _Sink(asyncio.Protocol):
+    """Counts and checksums everything it receives; ``done`` at EOF."""
+
+    def __init__(self):
+        self.total = 0
+        self.crc = 0
+        self.done = asyncio.get_running_loop().create_future()
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.total += len(data)
+        self.crc = zlib.crc32(data, self.crc)
+
+    def eof_received(self):
+        self.done.set_result((self.total, self.crc))
+
+    def connection_lost(self, exc):
+        if not self.done.done():
+            self.done.set_exception(exc or EOFError("closed before EOF"))
+
+
+@pytest.mark.stress
+def test_write_100_mib(loop):
+    chunk = os.urandom(MiB) * 10
+    n_writes = 10
+    expected_crc = 0
+    for _ in range(n_writes):
+        expected_crc = zlib.crc32(chunk, expected_crc)
+
+    async def main():
+        sinks = []
+
+        def factory():
+            sinks.append(_Sink())
+            return sinks[-1]
+
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        try:
+            tr, proto = await loop.create_connection(Recorder, *server.sockets[0].getsockname())
+            try:
+                for _ in range(n_writes):
+                    tr.write(chunk)
+                tr.write_eof()
+                while not sinks:
+                    await asyncio.sleep(0.01)
+                assert await sinks[0].done == (n_writes * len(chunk), expected_crc)
+                assert tr.get_write_buffer_size() == 0
+                sinks[0].transport.close()
+                assert await proto.lost is None
+            finally:
+                tr.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(loop, main(), timeout=60)
+
+
+@pytest.mark.stress
+@pytest.mark.many_fds
+def test_2000_concurrent_connections(loop):
+    n = 2000
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    need = 2 * n + 256
+    if soft < need:
+        if hard != resource.RLIM_INFINITY and hard < need:
+            pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {need}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+    async def main():
+        accepted = []
+
+        def factory():
+            accepted.append(Recorder(echo=True))
+            return accepted[-1]
+
+        server = await loop.create_server(factory, "127.0.0.1", 0, backlog=n)
+        addr = server.sockets[0].getsockname()
+        clients = []
+        gate = asyncio.Semaphore(200)
+
+        async def connect():
+            async with gate:
+                clients.append(await loop.create_connection(Recorder, *addr))
+
+        try:
+            await asyncio.gather(*(connect() for _ in range(n)))
+            # All open at once: every client then talks over its own connection.
+            for i, (tr, _) in enumerate(clients):
+                tr.write(b"message %05d" % i)
+            for i, (_, proto) in enumerate(clients):
+                assert await proto.received(13) == b"message %05d" % i
+            assert len(accepted) == n
+            assert not any(p.lost.done() for p in accepted)
+        finally:
+            for tr, _ in clients:
+                tr.close()
+            await asyncio.gather(*(p.lost for _, p in clients))
+            await asyncio.gather(*(p.lost for p in accepted))
+            server.close()
+            await server.wait_closed()
+
+    try:
+        run(loop, main(), timeout=60)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
