@@ -62,7 +62,7 @@ cdef int SOCK_STREAM = socket.SOCK_STREAM
 # held (releasing it would cost more than the call).
 # Reads go into one buffer per loop (the data is copied into the bytes
 # handed to data_received), as large as asyncio's per-read buffer.
-cdef Py_ssize_t READ_SIZE = 256 * 1024
+cdef Py_ssize_t READ_SIZE = 128 * 1024
 # iovecs per sendmsg(): IOV_MAX, but never a large stack array.
 cdef enum:
     MAX_IOV = 64
@@ -642,8 +642,9 @@ cdef class StreamCore(IOTarget):
 class StreamTransport(aio_transports._FlowControlMixin):
     """A TCP or Unix stream transport (an asyncio.Transport)."""
 
-    # write/writelines are instance slots holding the core's bound methods.
-    __slots__ = ("_core", "write", "writelines", "__weakref__")
+    # write, writelines and is_closing (which StreamWriter.drain() calls on
+    # every drain) are instance slots holding the core's bound methods.
+    __slots__ = ("_core", "write", "writelines", "is_closing", "__weakref__")
 
     _start_tls_compatible = True
     _sendfile_compatible = aio_SendfileMode.TRY_NATIVE
@@ -674,9 +675,6 @@ class StreamTransport(aio_transports._FlowControlMixin):
         return self._core._fd()
 
     # -- BaseTransport ---------------------------------------------------
-
-    def is_closing(self):
-        return self._core.is_closing()
 
     def close(self):
         self._core.close()
@@ -778,6 +776,7 @@ def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
     transport._loop = loop
     transport.write = core.write
     transport.writelines = core.writelines
+    transport.is_closing = core.is_closing
     core.transport = transport
     core._set_protocol(protocol)
     core.server = server
