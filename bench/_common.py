@@ -13,7 +13,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -38,6 +38,12 @@ PEERS = ("uvloop", "rloop")
 
 # A bound on one child process, on top of its requested work.
 WORKER_SLACK_S = 60.0
+
+# Child processes run in bench/: a relative PYTHONPATH (PYTHONPATH=src, as the
+# README shows) must name the same directories there as here.
+if os.environ.get("PYTHONPATH"):
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        os.path.abspath(p) if p else p for p in os.environ["PYTHONPATH"].split(os.pathsep))
 
 
 # --------------------------------------------------------------------------
@@ -125,7 +131,10 @@ def resolve_loops(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(f"unknown loop(s) {unknown}; known: {list(LOOPS)} (or use --add-loop)")
 
 
-def rotated(loops: Sequence[str], rep: int) -> list[str]:
+T = TypeVar("T")
+
+
+def rotated(loops: Sequence[T], rep: int) -> list[T]:
     """Repetition `rep`'s loop order: rotated, so no loop always runs first or last."""
     k = rep % len(loops) if loops else 0
     return list(loops[k:]) + list(loops[:k])

@@ -1,4 +1,4 @@
-"""TCP echo over loop.sock_*: requests/s and round-trip latency per loop, native load generator."""
+"""TCP echo, protocol/streams/sock_* modes, sizes x connections: req/s and latency per loop."""
 
 from __future__ import annotations
 
@@ -24,12 +24,9 @@ from typing import IO, Any
 from _common import (
     HERE,
     LOOPS,
-    OURS_PREFIX,
-    PEERS,
     add_loop_arguments,
     environment,
     fmt_ops,
-    fmt_ratio,
     load_factory,
     median_or_none,
     pin,
@@ -41,12 +38,32 @@ from _common import (
     write_outputs,
 )
 
-LOADGEN_SRC = HERE / "loadgen.c"
 # bench/build/ is gitignored (the repository's "build/" pattern).
-LOADGEN_BIN = HERE / "build" / "loadgen"
+BUILD = HERE / "build"
+LOADGEN_SRC, LOADGEN_BIN = HERE / "loadgen.c", BUILD / "loadgen"
+CECHO_SRC, CECHO_BIN = HERE / "cecho.c", BUILD / "cecho"
 CFLAGS = ["-O2", "-Wall"]
 
-# The most one sock_recv asks for.
+# The three ways a server is written, the same Python code on every loop:
+#   protocol  asyncio.Protocol via loop.create_server, data_received -> transport.write
+#   streams   asyncio.start_server, reader.read(64 KiB) / writer.write / await drain()
+#   sock      loop.sock_accept / sock_recv(64 KiB) / sock_sendall, one task per connection
+MODES = ("protocol", "streams", "sock")
+# The single-core C epoll server (cecho.c): one row per (size, connections),
+# the limit every mode of every loop is compared with.
+C_SERVER = "c-server"
+C_LABEL = "C server (limit)"
+
+# The default matrix; --quick's. --quick also sets fewer repetitions and
+# shorter runs (see parse_args).
+DEFAULT_SIZES = (100, 1024, 10240, 102400)
+DEFAULT_CONNS = (10, 100)
+QUICK = {"reps": 3, "warmup": 0.2, "duration": 0.5, "sizes": "1024,102400", "conns": "100"}
+# Seconds a run costs beyond warm-up + duration (a server starting, stopping,
+# connections opening), for the time estimate printed before the run.
+RUN_OVERHEAD_S = 0.15
+
+# The most one read asks for (sock_recv, StreamReader.read).
 RECV_SIZE = 65536
 # How long a server may take to start listening, and to go after SIGTERM.
 READY_TIMEOUT_S = 30.0
@@ -76,14 +93,42 @@ STDERR_TAIL = 4000
 
 
 # --------------------------------------------------------------------------
-# Server: one process per run, one loop, one task per connection.
+# Server: one process per run, one loop, one mode.
 # --------------------------------------------------------------------------
 
 
+def set_nodelay(transport: asyncio.BaseTransport) -> None:
+    """TCP_NODELAY on a transport's socket. asyncio and uvloop set it themselves; doing it
+    again is harmless, and a loop that does not gets the same socket as the others."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except (OSError, AttributeError):
+            pass
+
+
+def listening_socket(conns: int) -> socket.socket:
+    """A non-blocking TCP socket listening on 127.0.0.1, ephemeral port."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    # Room for every connection of the burst (the kernel caps it at
+    # net.core.somaxconn): with a full accept queue the kernel drops
+    # handshakes, and a connection then waits for a retransmit, 1 s or more.
+    listener.listen(backlog(conns))
+    listener.setblocking(False)
+    return listener
+
+
+def backlog(conns: int) -> int:
+    return max(1024, conns)
+
+
 def serve(job: dict[str, Any]) -> int:
-    """Echo with sock_accept/sock_recv/sock_sendall on 127.0.0.1 until killed or the lifetime ends."""
+    """Echo on 127.0.0.1 in job["mode"] until killed or the lifetime ends."""
     pin(job.get("cpu"))
-    loop = load_factory(job["factory"])()
+    mode = job.get("mode", "sock")
     reported: set[str] = set()
 
     def report(where: str, exc: BaseException) -> None:
@@ -97,25 +142,61 @@ def serve(job: dict[str, Any]) -> int:
         traceback.print_exception(exc, file=sys.stderr)
         sys.stderr.flush()
 
+    try:
+        loop = load_factory(job["factory"])()
+    except Exception as exc:  # noqa: BLE001 - said, not raised: the parent reads it
+        report("creating the loop", exc)
+        return 1
+
     def on_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         exc = context.get("exception")
+        if isinstance(exc, ConnectionError):
+            return  # a client going away is its business
         if exc is not None:
             report(f"loop: {context.get('message', '')}", exc)
         else:
             print(f"echo server (loop): {context.get('message')}", file=sys.stderr, flush=True)
 
     loop.set_exception_handler(on_loop_error)
+    listener = listening_socket(int(job.get("conns", 0)))
+    # Now: a loop may take the socket over (rloop detaches it from the object).
+    port = listener.getsockname()[1]
 
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(("127.0.0.1", 0))
-    # Room for every connection of the burst (the kernel caps it at
-    # net.core.somaxconn): with a full accept queue the kernel drops
-    # handshakes, and a connection then waits for a retransmit, 1 s or more.
-    listener.listen(max(1024, int(job.get("conns", 0))))
-    listener.setblocking(False)
+    class EchoProtocol(asyncio.Protocol):
+        """Protocol mode: every chunk received is written straight back."""
 
-    async def handle(conn: socket.socket) -> None:
+        transport: asyncio.Transport
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            set_nodelay(transport)
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if exc is not None and not isinstance(exc, ConnectionError):
+                report("connection_lost", exc)
+
+    async def stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Streams mode: read what is there (up to 64 KiB), write it, wait for the drain."""
+        set_nodelay(writer.transport)
+        try:
+            while True:
+                data = await reader.read(RECV_SIZE)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+        except ConnectionError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - any other failure is a finding
+            report("connection", exc)
+        finally:
+            writer.close()
+
+    async def sock_echo(conn: socket.socket) -> None:
+        """Sock mode: sock_recv (up to 64 KiB) then sock_sendall, until EOF."""
         recv, sendall = loop.sock_recv, loop.sock_sendall
         try:
             while True:
@@ -136,47 +217,69 @@ def serve(job: dict[str, Any]) -> int:
                 conn, _ = await loop.sock_accept(listener)
                 conn.setblocking(False)
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                loop.create_task(handle(conn))
+                loop.create_task(sock_echo(conn))
         except BaseException as exc:
             report("accept", exc)
             loop.stop()
             raise
 
+    acceptor: asyncio.Task[None] | None = None
+    server: Any = None  # the asyncio.Server, kept alive while the loop runs
+    try:
+        if mode == "protocol":
+            server = loop.run_until_complete(loop.create_server(
+                EchoProtocol, sock=listener, backlog=backlog(int(job.get("conns", 0)))))
+        elif mode == "streams":
+            server = loop.run_until_complete(asyncio.start_server(
+                stream_echo, sock=listener, backlog=backlog(int(job.get("conns", 0)))))
+        elif mode == "sock":
+            acceptor = loop.create_task(accept_forever())
+        else:
+            raise ValueError(f"unknown mode {mode!r}; known: {', '.join(MODES)}")
+    except Exception as exc:  # noqa: BLE001 - said, not raised: the parent reads it
+        report(f"start, {mode} mode", exc)
+        return 1
+
     loop.call_later(float(job["lifetime"]), loop.stop)
-    acceptor = loop.create_task(accept_forever())
-    ready = {"port": listener.getsockname()[1], "pid": os.getpid(),
+    ready = {"port": port, "pid": os.getpid(),
              "class": f"{type(loop).__module__}.{type(loop).__qualname__}"}
     print(json.dumps(ready), flush=True)
     loop.run_forever()
-    return 1 if acceptor.done() else 0  # the acceptor ends only by failing
+    if server is not None:
+        server.close()
+    return 1 if acceptor is not None and acceptor.done() else 0  # it ends only by failing
 
 
 # --------------------------------------------------------------------------
-# Parent: build the load generator, one server + client pair per run.
+# Parent: build the native programs, one server + client pair per run.
 # --------------------------------------------------------------------------
 
 
-def build_loadgen() -> Path:
-    """Compile bench/loadgen.c into bench/build/ unless the binary is up to date."""
-    stamp_file = LOADGEN_BIN.with_suffix(".flags")
+def build_native(src: Path, binary: Path) -> Path:
+    """Compile a bench C program into bench/build/ unless the binary is up to date."""
+    stamp_file = binary.with_suffix(".flags")
     cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
     if not cc:
-        raise SystemExit("echo.py: no C compiler (cc or gcc, or $CC) to build bench/loadgen.c")
+        raise SystemExit(f"echo.py: no C compiler (cc or gcc, or $CC) to build {src}")
     flags = " ".join([cc, *CFLAGS])
-    if (LOADGEN_BIN.exists() and stamp_file.exists() and stamp_file.read_text() == flags
-            and LOADGEN_BIN.stat().st_mtime >= LOADGEN_SRC.stat().st_mtime):
-        return LOADGEN_BIN
-    LOADGEN_BIN.parent.mkdir(parents=True, exist_ok=True)
-    tmp = LOADGEN_BIN.with_suffix(f".tmp{os.getpid()}")
-    proc = subprocess.run([cc, *CFLAGS, "-o", str(tmp), str(LOADGEN_SRC)],
+    if (binary.exists() and stamp_file.exists() and stamp_file.read_text() == flags
+            and binary.stat().st_mtime >= src.stat().st_mtime):
+        return binary
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    tmp = binary.with_suffix(f".tmp{os.getpid()}")
+    proc = subprocess.run([cc, *CFLAGS, "-o", str(tmp), str(src)],
                           capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
         tmp.unlink(missing_ok=True)
-        raise SystemExit(f"echo.py: building {LOADGEN_SRC} failed:\n{proc.stderr}")
-    tmp.replace(LOADGEN_BIN)
+        raise SystemExit(f"echo.py: building {src} failed:\n{proc.stderr}")
+    tmp.replace(binary)
     stamp_file.write_text(flags)
-    print(f"built {LOADGEN_BIN} ({flags})", file=sys.stderr)
-    return LOADGEN_BIN
+    print(f"built {binary} ({flags})", file=sys.stderr)
+    return binary
+
+
+def build_loadgen() -> Path:
+    return build_native(LOADGEN_SRC, LOADGEN_BIN)
 
 
 def read_line(stream: IO[bytes], timeout: float) -> bytes | None:
@@ -385,9 +488,21 @@ def wait_attached(tool: str, counter: subprocess.Popen[bytes], pid: int, limit: 
     return False
 
 
-def run_once(name: str, args: argparse.Namespace, loadgen: Path,
+def server_command(cell: dict[str, Any], args: argparse.Namespace) -> list[str]:
+    """The command that starts the server of one cell: the C server, or this script."""
+    lifetime = args.warmup + args.duration + SERVER_SLACK_S
+    if cell["loop"] == C_SERVER:
+        return [str(args.cecho), "-C", str(args.server_cpu), "-b", str(backlog(cell["conns"])),
+                "-l", f"{lifetime:g}"]
+    job = {"factory": LOOPS[cell["loop"]], "mode": cell["mode"], "cpu": args.server_cpu,
+           "conns": cell["conns"], "lifetime": lifetime}
+    return [sys.executable, str(Path(__file__).resolve()), "--server", json.dumps(job)]
+
+
+def run_once(cell: dict[str, Any], args: argparse.Namespace, loadgen: Path,
              counter: tuple[str, str, Path] | None = None) -> dict[str, Any]:
-    """One server (loop `name`, CPU args.server_cpu) and one loadgen run against it.
+    """One server (cell["loop"] in cell["mode"], CPU args.server_cpu) and one loadgen run
+    against it, cell["conns"] connections x cell["size"] bytes.
 
     Returns the client's figures, or {'error': ...}: a run counts only when
     every connection kept answering and the server is still alive at the end.
@@ -395,12 +510,11 @@ def run_once(name: str, args: argparse.Namespace, loadgen: Path,
     attached to the server from before the first connection until after the
     last request, and writes its system call counts to the file.
     """
-    job = {"factory": LOOPS[name], "cpu": args.server_cpu, "conns": args.conns,
-           "lifetime": args.warmup + args.duration + SERVER_SLACK_S}
     outcome: dict[str, Any] = {}
+    ready: dict[str, Any] = {}
     with tempfile.TemporaryFile() as server_err:
         server = subprocess.Popen(
-            [sys.executable, str(Path(__file__).resolve()), "--server", json.dumps(job)],
+            server_command(cell, args),
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=server_err, cwd=HERE,
             start_new_session=True)
         tracer: subprocess.Popen[bytes] | None = None
@@ -409,7 +523,10 @@ def run_once(name: str, args: argparse.Namespace, loadgen: Path,
             line = read_line(server.stdout, READY_TIMEOUT_S)
             if line is None:
                 stop(server)
-                why = last_line(tail(server_err)) or f"no answer within {READY_TIMEOUT_S:.0f} s"
+                said = tail(server_err)
+                why = (next((ln.strip() for ln in said.splitlines()
+                             if ln.startswith(("echo server", "cecho"))), "")
+                       or last_line(said) or f"no answer within {READY_TIMEOUT_S:.0f} s")
                 return {"error": f"server did not start: {why}", "server_stderr": tail(server_err)}
             try:
                 ready = json.loads(line)
@@ -430,8 +547,8 @@ def run_once(name: str, args: argparse.Namespace, loadgen: Path,
                     why = last_line(tracer.stderr.read().decode(errors="replace"))
                     stop(server)
                     return {"error": f"{tool} could not attach: {why or 'timed out'}"}
-            cmd = [str(loadgen), "-p", str(ready["port"]), "-n", str(args.conns),
-                   "-s", str(args.size), "-w", str(args.warmup), "-d", str(args.duration),
+            cmd = [str(loadgen), "-p", str(ready["port"]), "-n", str(cell["conns"]),
+                   "-s", str(cell["size"]), "-w", str(args.warmup), "-d", str(args.duration),
                    "-C", str(args.client_cpu), "-S", str(args.stall)]
             cpu0, t0 = cpu_seconds(ready["pid"]), time.monotonic()
             try:
@@ -499,7 +616,7 @@ def run_once(name: str, args: argparse.Namespace, loadgen: Path,
         if "error" in outcome:
             problems.insert(0, outcome["error"])
         first_server_line = next((ln for ln in stderr_text.splitlines()
-                                  if ln.startswith("echo server")), "")
+                                  if ln.startswith(("echo server", "cecho"))), "")
         if first_server_line:
             problems.append(f"server said: {first_server_line}")
         outcome["error"] = "; ".join(problems)
@@ -507,12 +624,12 @@ def run_once(name: str, args: argparse.Namespace, loadgen: Path,
     return outcome
 
 
-def count_syscalls(name: str, args: argparse.Namespace, loadgen: Path, tool: str,
+def count_syscalls(cell: dict[str, Any], args: argparse.Namespace, loadgen: Path, tool: str,
                    binary: str) -> dict[str, Any]:
     """One run with a system call counter (strace or perf) on the server: calls per request."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{tool}.txt"
-        result = run_once(name, args, loadgen, (tool, binary, out))
+        result = run_once(cell, args, loadgen, (tool, binary, out))
         if "error" in result:
             return result
         try:
@@ -527,114 +644,6 @@ def count_syscalls(name: str, args: argparse.Namespace, loadgen: Path, tool: str
     return {"requests": requests, "calls": calls, "per_request": total / requests,
             "rps_while_counting": result["rps"], "server_cpu": result.get("server_cpu")}
 
-
-# --------------------------------------------------------------------------
-# Tables
-# --------------------------------------------------------------------------
-
-
-def fmt_us(value: float | None) -> str:
-    if value is None or value < 0:
-        return "-"
-    if value >= 10000:
-        return f"{value / 1000:.1f} ms"
-    return f"{value:.0f} us"
-
-
-def summarise(loops: Sequence[str], runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per loop: the medians of the runs that counted, and how many did."""
-    out: dict[str, dict[str, Any]] = {}
-    for name in loops:
-        mine = [r["result"] for r in runs if r["loop"] == name]
-        good = [r for r in mine if "error" not in r]
-        rps = [r["rps"] for r in good]
-        out[name] = {
-            "runs": len(mine), "counted": len(good),
-            "median_rps": median_or_none(rps), "rps": rps,
-            "median_p50_us": median_or_none([r["p50_us"] for r in good]),
-            "median_p99_us": median_or_none([r["p99_us"] for r in good]),
-            "median_client_cpu": median_or_none([r["client_cpu"] for r in good]),
-            "median_server_cpu": median_or_none([r["server_cpu"] for r in good
-                                                 if r.get("server_cpu") is not None]),
-            "median_req_per_cpu_s": median_or_none([r["req_per_cpu_s"] for r in good
-                                                    if r.get("req_per_cpu_s") is not None]),
-            "median_peak_rss_kib": median_or_none([r["server_peak_rss_kib"] for r in good
-                                                   if r.get("server_peak_rss_kib")]),
-            "median_server_cpu_wait": median_or_none([r["server_cpu_wait"] for r in good
-                                                      if r.get("server_cpu_wait") is not None]),
-            "median_client_cpu_wait": median_or_none([r["client_cpu_wait"] for r in good
-                                                      if r.get("client_cpu_wait", -1) >= 0]),
-            "spread": spread(rps),
-            "errors": [r["error"] for r in mine if "error" in r],
-        }
-    return out
-
-
-def markdown_table(loops: Sequence[str], summary: dict[str, dict[str, Any]],
-                   args: argparse.Namespace, unavailable: dict[str, str]) -> str:
-    """One row per loop asked for; a loop that could not be created says why in a note."""
-    peers = [name for name in PEERS if name in loops and summary[name]["median_rps"]]
-    best = max((summary[p]["median_rps"] for p in peers), default=None)
-    uv = summary["uvloop"]["median_rps"] if "uvloop" in summary else None
-    header = ["loop", "req/s", "vs uvloop"]
-    if peers:
-        header.append(f"vs best({','.join(peers)})")
-    header += ["p50", "p99", "spread", "server CPU", "req/CPU-s (vs uvloop)", "peak RSS", "runs"]
-    uv_eff = summary["uvloop"]["median_req_per_cpu_s"] if "uvloop" in summary else None
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    notes: list[str] = []
-    for name in args.loops:
-        if name in unavailable:
-            notes.append(f"{name}: not measured, the loop cannot be created here: "
-                         f"{unavailable[name]}")
-            lines.append(f"| {name} | unavailable (note {len(notes)}) |"
-                         + " |" * (len(header) - 2))
-            continue
-        if name not in summary:
-            continue
-        cell = summary[name]
-        if cell["errors"]:
-            # The same failure in every repetition is one note.
-            distinct = list(dict.fromkeys(cell["errors"]))
-            notes.append(f"{name}: {len(cell['errors'])} of {cell['runs']} run(s) failed: "
-                         + " | ".join(distinct))
-        rps = cell["median_rps"]
-        row = [name, fmt_ops(rps) if rps else f"failed (note {len(notes)})", fmt_ratio(rps, uv)]
-        if peers:
-            row.append(fmt_ratio(rps, best) if name.startswith(OURS_PREFIX) else "")
-        sp = cell["spread"]
-        eff, cpu = cell["median_req_per_cpu_s"], cell["median_server_cpu"]
-        row += [fmt_us(cell["median_p50_us"]), fmt_us(cell["median_p99_us"]),
-                f"{sp * 100:.0f}%" if sp is not None else "-",
-                f"{cpu:.2f}" if cpu else "-",
-                f"{fmt_ops(eff)} ({fmt_ratio(eff, uv_eff)})" if eff else "-",
-                f"{cell['median_peak_rss_kib'] / 1024:.0f} MiB" if cell["median_peak_rss_kib"] else "-",
-                f"{cell['counted']}/{cell['runs']}"]
-        lines.append("| " + " | ".join(row) + " |")
-    lines += ["", f"TCP echo with loop.sock_accept/sock_recv/sock_sendall, {args.conns} connections "
-              f"x {args.size} B in ping-pong, server on CPU {args.server_cpu}, native client on CPU "
-              f"{args.client_cpu}; medians of the runs counted ({args.warmup:g} s warm-up + "
-              f"{args.duration:g} s measured each). req/s: higher is better; p50/p99: round trip "
-              "of one request. spread: (max-min)/median of req/s; a ratio closer to 1.00x than "
-              "that is not a result. server CPU: cores the server used during the load (below "
-              "1.00: other processes took CPU 0, or the server waited); req/CPU-s: requests per "
-              "second of server CPU time; peak RSS: the server's VmHWM."]
-    cpus = [c["median_client_cpu"] for c in summary.values() if c["median_client_cpu"]]
-    if cpus and max(cpus) > 0.9:
-        lines.append(f"The client used up to {max(cpus) * 100:.0f}% of its core: the fastest "
-                     "loops may be held back by the client, not by themselves.")
-    waits = [(n, c["median_server_cpu_wait"], c["median_client_cpu_wait"])
-             for n, c in summary.items() if c["median_server_cpu_wait"] is not None]
-    if waits:
-        lines.append("Waiting for a CPU taken by other processes (runnable, not running; "
-                     "median share of the run), server / client: "
-                     + ", ".join(f"{n} {s * 100:.0f}% / "
-                                 + (f"{c * 100:.0f}%" if c is not None else "-")
-                                 for n, s, c in waits)
-                     + ". Near 0% on a quiet machine; the more, the more the machine set the pace.")
-    if notes:
-        lines += [""] + [f"{i}. {note}" for i, note in enumerate(notes, 1)]
-    return "\n".join(lines)
 
 
 COUNTER_NOTES = {
@@ -655,16 +664,18 @@ COUNTER_NOTES = {
 }
 
 
-def syscall_table(tool: str, loops: Sequence[str], counted: dict[str, dict[str, Any]]) -> str:
-    lines = [f"| loop | syscalls/request ({tool}) | per request (of which failed) | "
-             f"req/s while counting |",
-             "|---|---|---|---|"]
-    for name in loops:
-        res = counted.get(name)
-        if res is None:
-            continue
+
+
+def syscall_table(tool: str, counted: list[dict[str, Any]]) -> str:
+    from report import fmt_size
+    lines = [(f"| mode | size | conns | loop | syscalls/request ({tool}) | "
+              "per request (of which failed) | req/s while counting |"),
+             "|---|---|---|---|---|---|---|"]
+    for res in counted:
+        key = (f"| {res['mode'] or 'C'} | {fmt_size(res['size'])} | {res['conns']} | "
+               f"{C_LABEL if res['loop'] == C_SERVER else res['loop']} |")
         if "error" in res:
-            lines.append(f"| {name} | failed: {res['error']} | | |")
+            lines.append(f"{key} failed: {res['error']} | | |")
             continue
         n = res["requests"]
         parts = []
@@ -675,7 +686,7 @@ def syscall_table(tool: str, loops: Sequence[str], counted: dict[str, dict[str, 
             if c["errors"] / n >= 0.005:
                 part += f" ({c['errors'] / n:.2f})"
             parts.append(part)
-        lines.append(f"| {name} | {res['per_request']:.2f} | {', '.join(parts)} | "
+        lines.append(f"{key} {res['per_request']:.2f} | {', '.join(parts)} | "
                      f"{fmt_ops(res['rps_while_counting'])} |")
     lines += ["", COUNTER_NOTES[tool] + " Calls under 0.005 per request are left out of the "
               "breakdown but counted in the total."]
@@ -683,22 +694,121 @@ def syscall_table(tool: str, loops: Sequence[str], counted: dict[str, dict[str, 
 
 
 # --------------------------------------------------------------------------
+# The matrix and its summary
+# --------------------------------------------------------------------------
+
+
+def cells_of_rep(args: argparse.Namespace, loops: Sequence[str], rep: int) -> list[dict[str, Any]]:
+    """Repetition `rep`'s runs, in order: every (size, conns) group, and in each every
+    (mode, loop) plus the C server, both orders rotated each repetition. The loops of
+    one row run back to back, so they share the machine's mood of that moment."""
+    groups = rotated([(s, c) for s in args.sizes for c in args.conns], rep)
+    units: list[tuple[str | None, str]] = [(m, name) for m in args.modes for name in loops]
+    if args.c_server:
+        units.append((None, C_SERVER))
+    return [{"mode": m, "size": s, "conns": c, "loop": name}
+            for s, c in groups for m, name in rotated(units, rep)]
+
+
+def same_cell(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return all(a[k] == b[k] for k in ("mode", "size", "conns", "loop"))
+
+
+def summarise_cell(cell: dict[str, Any], runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One cell: the medians of the runs that counted, and how many did."""
+    mine = [r["result"] for r in runs if same_cell(r, cell)]
+    good = [r for r in mine if "error" not in r]
+    rps = [r["rps"] for r in good]
+
+    def med(key: str, keep: Any = lambda v: v is not None) -> float | None:
+        return median_or_none([r[key] for r in good if keep(r.get(key))])
+
+    return {
+        **{k: cell[k] for k in ("mode", "size", "conns", "loop")},
+        "runs": len(mine), "counted": len(good),
+        "median_rps": median_or_none(rps), "rps": rps,
+        "median_p50_us": med("p50_us"), "median_p99_us": med("p99_us"),
+        "median_client_cpu": med("client_cpu"),
+        "median_server_cpu": med("server_cpu"),
+        "median_req_per_cpu_s": med("req_per_cpu_s"),
+        "median_peak_rss_kib": med("server_peak_rss_kib", bool),
+        "median_server_cpu_wait": med("server_cpu_wait"),
+        "median_client_cpu_wait": med("client_cpu_wait", lambda v: v is not None and v >= 0),
+        "spread": spread(rps),
+        "errors": [r["error"] for r in mine if "error" in r],
+    }
+
+
+def all_cells(args: argparse.Namespace, loops: Sequence[str]) -> list[dict[str, Any]]:
+    """Every cell of the matrix once, in table order."""
+    cells = [{"mode": m, "size": s, "conns": c, "loop": name}
+             for m in args.modes for s in args.sizes for c in args.conns for name in loops]
+    if args.c_server:
+        cells += [{"mode": None, "size": s, "conns": c, "loop": C_SERVER}
+                  for s in args.sizes for c in args.conns]
+    return cells
+
+
+def progress_line(rep: int, args: argparse.Namespace, done: list[dict[str, Any]],
+                  started: float, total_runs: int, runs_so_far: int) -> str:
+    """One (size, conns) group of one repetition, for stderr."""
+    first = done[0]
+    parts = []
+    for mode in [*args.modes, None]:
+        mine = [d for d in done if d["mode"] == mode]
+        if not mine:
+            continue
+        said = ", ".join(f"{d['loop']} " + ("FAILED" if "error" in d["result"]
+                                            else fmt_ops(d["result"]["rps"])) for d in mine)
+        parts.append(f"{mode or 'C'}: {said}")
+    elapsed = time.monotonic() - started
+    left = elapsed / runs_so_far * (total_runs - runs_so_far) if runs_so_far else 0
+    return (f"rep {rep + 1}/{args.reps} {first['size']} B x {first['conns']} conns "
+            f"[{runs_so_far}/{total_runs} runs, {elapsed / 60:.1f} min, ~{left / 60:.1f} min "
+            f"left] " + "; ".join(parts))
+
+
+# --------------------------------------------------------------------------
 # Main
 # --------------------------------------------------------------------------
 
 
+def int_list(text: str) -> list[int]:
+    values = [int(v) for v in text.split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: need positive integers, comma-separated")
+    return values
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a short run: {QUICK['reps']} repetitions, {QUICK['warmup']} s + "
+                             f"{QUICK['duration']} s, sizes {QUICK['sizes']}, conns "
+                             f"{QUICK['conns']} (each still overridable)")
     parser.add_argument("--reps", type=int, default=7,
-                        help="repetitions per loop, interleaved (default 7); 0 with --syscalls "
+                        help="repetitions per cell, interleaved (default 7); 0 with --syscalls "
                              "or --strace: only count system calls")
     add_loop_arguments(parser)
-    parser.add_argument("--conns", type=int, default=100, help="connections (default 100)")
-    parser.add_argument("--size", type=int, default=1024, help="message bytes (default 1024)")
-    parser.add_argument("--duration", type=float, default=3.0,
-                        help="measured seconds per run (default 3)")
-    parser.add_argument("--warmup", type=float, default=1.0,
-                        help="seconds of load before the measurement, same server (default 1)")
+    parser.add_argument("--mode", "--modes", dest="modes", default=",".join(MODES),
+                        help=f"comma-separated server modes: {', '.join(MODES)} (default all)")
+    parser.add_argument("--sizes", "--size", dest="sizes", type=int_list,
+                        default=list(DEFAULT_SIZES),
+                        help="message sizes in bytes, comma-separated (default "
+                             f"{','.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--conns", "--conns-list", dest="conns", type=int_list,
+                        default=list(DEFAULT_CONNS),
+                        help="connection counts, comma-separated (default "
+                             f"{','.join(map(str, DEFAULT_CONNS))})")
+    parser.add_argument("--no-c-server", dest="c_server", action="store_false",
+                        help="leave out the C epoll server's limit row")
+    # Short runs, many of them: the default matrix is 3 modes x 4 sizes x 2 connection
+    # counts x 5 loops + 8 C server cells = 128 runs per repetition, 896 in 7: ~21 min.
+    parser.add_argument("--duration", type=float, default=1.0,
+                        help="measured seconds per run (default 1)")
+    parser.add_argument("--warmup", type=float, default=0.25,
+                        help="seconds of load before the measurement, same server "
+                             "(default 0.25)")
     parser.add_argument("--stall", type=float, default=1.0,
                         help="a connection without an answer this long at the end has stalled "
                              "and the run fails (default 1 s)")
@@ -707,21 +817,31 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--client-cpu", type=int, default=1,
                         help="CPU the load generator is pinned to; -1: no pinning (default 1)")
     parser.add_argument("--syscalls", action="store_true",
-                        help="after the timed runs, one run per loop with perf stat counting the "
-                             "server's system calls per request at full speed (needs perf and "
-                             "root or perf_event_paranoid <= -1)")
+                        help="after the timed runs, one run per cell with perf stat counting "
+                             "the server's system calls per request at full speed (needs perf "
+                             "and root or perf_event_paranoid <= -1)")
     parser.add_argument("--strace", action="store_true",
-                        help="after the timed runs, one run per loop under strace -c -f: "
+                        help="after the timed runs, one run per cell under strace -c -f: "
                              "system calls per request, server slowed down (needs strace)")
     parser.add_argument("--json", default=None, metavar="PATH",
-                        help="JSON results path (default bench/results/echo-<time>.json)")
+                        help="JSON results path (default bench/results/echo-<time>.json); the "
+                             "markdown and the chart go next to it (.md, .png)")
     parser.add_argument("--markdown", default=None, metavar="PATH",
-                        help="also write the markdown table(s) to PATH")
+                        help="also write the markdown tables to PATH")
+    parser.add_argument("--chart", default=None, metavar="PATH",
+                        help="chart path (default: the JSON path with .png)")
+    parser.add_argument("--no-chart", action="store_true", help="draw no chart")
+    if "--quick" in argv:
+        parser.set_defaults(reps=QUICK["reps"], warmup=QUICK["warmup"],
+                            duration=QUICK["duration"], sizes=int_list(str(QUICK["sizes"])),
+                            conns=int_list(str(QUICK["conns"])))
     args = parser.parse_args(argv)
+    args.modes = [m for m in args.modes.split(",") if m]
+    unknown = [m for m in args.modes if m not in MODES]
+    if unknown or not args.modes:
+        parser.error(f"--mode: unknown {unknown}; known: {', '.join(MODES)}")
     if args.reps < 0 or (args.reps == 0 and not (args.strace or args.syscalls)):
         parser.error("--reps must be at least 1 (or 0 with --syscalls or --strace)")
-    if args.conns < 1 or args.size < 1:
-        parser.error("--conns and --size must be at least 1")
     if args.duration <= 0 or args.warmup < 0 or args.stall <= 0:
         parser.error("--duration and --stall must be positive and --warmup not negative")
     resolve_loops(parser, args)
@@ -744,62 +864,97 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str]) -> int:
+    import report  # bench/report.py: tables, targets, chart
+
     args = parse_args(argv)
     loadgen = build_loadgen()
+    args.cecho = build_native(CECHO_SRC, CECHO_BIN) if args.c_server else None
     loops, loop_info = usable_loops(args.loops)
-    unavailable = {n: i["error"] for n, i in loop_info.items() if "error" in i}
-    if not loops:
+    if not loops and not args.c_server:
         print("no loop could be created; nothing to measure", file=sys.stderr)
         return 1
+    per_rep = len(cells_of_rep(args, loops, 0))
+    total_runs = per_rep * args.reps
+    print(f"echo: {len(args.modes)} mode(s) x {len(args.sizes)} size(s) x {len(args.conns)} "
+          f"connection count(s) x {len(loops)} loop(s)"
+          + (" + the C server" if args.c_server else "")
+          + f" = {per_rep} runs per repetition, x {args.reps} = {total_runs} runs of "
+          f"{args.warmup:g} + {args.duration:g} s: about "
+          f"{total_runs * (args.warmup + args.duration + RUN_OVERHEAD_S) / 60:.0f} min",
+          file=sys.stderr)
     started = datetime.datetime.now()
+    t_start = time.monotonic()
     runs: list[dict[str, Any]] = []
     for rep in range(args.reps):
-        shown = []
-        for name in rotated(loops, rep):
-            result = run_once(name, args, loadgen)
-            runs.append({"rep": rep, "loop": name, "result": result})
-            if "error" in result:
-                shown.append(f"{name} FAILED ({result['error']})")
-            else:
-                cpu = result.get("server_cpu")
-                shown.append(f"{name} {fmt_ops(result['rps'])} "
-                             f"(p50 {fmt_us(result['p50_us'])}, p99 {fmt_us(result['p99_us'])}, "
-                             f"server CPU {cpu if cpu is not None else '-'})")
-        print(f"rep {rep + 1}/{args.reps}: " + ", ".join(shown), file=sys.stderr)
+        group: list[dict[str, Any]] = []
+        for cell in cells_of_rep(args, loops, rep):
+            if group and (group[0]["size"], group[0]["conns"]) != (cell["size"], cell["conns"]):
+                print(progress_line(rep, args, group, t_start, total_runs, len(runs)),
+                      file=sys.stderr)
+                group = []
+            result = run_once(cell, args, loadgen)
+            record = {"rep": rep, **cell, "result": result}
+            runs.append(record)
+            group.append(record)
+        if group:
+            print(progress_line(rep, args, group, t_start, total_runs, len(runs)),
+                  file=sys.stderr)
 
-    tables = []
-    summary = summarise(loops, runs)
-    if args.reps:
-        tables.append(markdown_table(loops, summary, args, unavailable))
-    syscalls: dict[str, dict[str, dict[str, Any]]] = {}
+    cells = [summarise_cell(c, runs) for c in all_cells(args, loops)] if args.reps else []
+    syscalls: dict[str, list[dict[str, Any]]] = {}
     for tool, binary in args.counters:
-        syscalls[tool] = {}
-        for name in loops:
-            res = syscalls[tool][name] = count_syscalls(name, args, loadgen, tool, binary)
+        syscalls[tool] = []
+        for cell in all_cells(args, loops):
+            res = count_syscalls(cell, args, loadgen, tool, binary)
+            syscalls[tool].append({**cell, **res})
             said = res.get("error") or f"{res['per_request']:.2f} syscalls/request"
-            print(f"{tool} {name}: {said}", file=sys.stderr)
-        tables.append(syscall_table(tool, loops, syscalls[tool]))
-    table = "\n\n".join(tables)
-    print(table)
+            print(f"{tool} {cell['mode'] or 'C'} {cell['size']} B x {cell['conns']} "
+                  f"{cell['loop']}: {said}", file=sys.stderr)
 
-    document = {
+    document: dict[str, Any] = {
         "kind": "ringloop-echo",
         "started": started.isoformat(timespec="seconds"),
         "wall_seconds": round((datetime.datetime.now() - started).total_seconds(), 1),
         **environment(),
-        "settings": {"reps": args.reps, "conns": args.conns, "size": args.size,
+        "settings": {"reps": args.reps, "modes": args.modes, "sizes": args.sizes,
+                     "conns": args.conns, "loops": args.loops, "c_server": args.c_server,
                      "duration": args.duration, "warmup": args.warmup, "stall": args.stall,
                      "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
-                     "recv_size": RECV_SIZE, "loadgen": str(loadgen)},
+                     "recv_size": RECV_SIZE, "loadgen": str(loadgen),
+                     "cecho": str(args.cecho) if args.cecho else None},
         "loops": loop_info,
-        "results": summary,
+        "cells": cells,
         "runs": runs,
         "syscalls": syscalls,
-        "markdown": table,
     }
-    write_outputs(document, args.json, f"echo-{stamp(started)}.json", args.markdown, table)
-    measured = any(s["counted"] for s in summary.values()) or any(
-        "error" not in r for per_tool in syscalls.values() for r in per_tool.values())
+    json_path = Path(args.json) if args.json else HERE / "results" / f"echo-{stamp(started)}.json"
+    chart_path = None
+    if args.reps and not args.no_chart:
+        chart_path = Path(args.chart) if args.chart else json_path.with_suffix(".png")
+        why_not = report.chart(chart_path, echo=document)
+        if why_not:
+            print(f"no chart: {why_not}", file=sys.stderr)
+            chart_path = None
+    summary, details = report.echo_markdown(document) if args.reps else ("", "")
+    sections = [s for s in (summary, report.targets_markdown(echo=document) if args.reps else "")
+                if s]
+    for tool, counted in syscalls.items():
+        sections.append(syscall_table(tool, counted))
+    shown = "\n\n".join(sections)
+    full = "\n\n".join([*sections, details] if details else sections)
+    if chart_path:
+        full += f"\n\nChart: {chart_path.name}\n"
+    document["markdown"] = full
+    print(shown)
+    write_outputs(document, json_path, json_path.name, args.markdown, full)
+    md_path = json_path.with_suffix(".md")
+    md_path.write_text(full + "\n")
+    print(f"markdown (with per-cell details: server CPU, req/CPU-s, RSS, CPU wait): {md_path}",
+          file=sys.stderr)
+    if chart_path:
+        print(f"chart: {chart_path}", file=sys.stderr)
+    measured = any(c["counted"] for c in cells) or any(
+        "error" not in r for per_tool in syscalls.values() for r in per_tool)
     return 0 if measured else 1
 
 
