@@ -436,6 +436,7 @@ cdef class StreamCore(IOTarget):
             if self.empty_waiter is not None:
                 self.empty_waiter.set_result(None)
             if self.closing:
+                self.conn_lost += 1
                 self._call_connection_lost(None)
             elif self.eof:
                 shutdown(self.fd, SHUT_WR)
@@ -563,6 +564,8 @@ cdef class StreamCore(IOTarget):
         return 0
 
     def _call_connection_lost(self, exc):
+        if self.sock is None:
+            return      # already done (asyncio 3.11 raises AttributeError here)
         transport = self.transport
         try:
             if self.protocol_connected:
