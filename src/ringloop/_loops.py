@@ -108,8 +108,9 @@ del _cls, _name, _feature
 
 KINDS = ("selector", "proactor")
 #: The kind new_event_loop() makes when neither its argument nor the
-#: RINGLOOP_LOOP environment variable names one.  SelectorEventLoop until
-#: the benchmark suite shows the proactor faster (see README).
+#: RINGLOOP_LOOP environment variable names one.  SelectorEventLoop: the
+#: benchmark suite shows it ahead on protocol transports and level on streams
+#: and HTTP; the proactor wins on sock_* code (README, docs/performance.md).
 DEFAULT_KIND = "selector"
 
 _fallback_warned = False
