@@ -1125,26 +1125,7 @@ cdef class CoreLoop:
         cdef int fd = fileobj_to_fd(fileobj)
         self._check_closed()
         cdef Handle h = new_handle(self, callback, args, None)
-        cdef FdWatch w = self._watch_for(fd, fileobj)
-        if w.internal:
-            raise ValueError(f"fd {fd} is used by the event loop itself")
-        old = w.writer if write else w.reader
-        if write:
-            w.writer = h
-        else:
-            w.reader = h
-        try:
-            self._update_interest(w)
-        except BaseException:
-            if write:
-                w.writer = old
-            else:
-                w.reader = old
-            if w.reader is None and w.writer is None and self.watches.get(fd) is w:
-                del self.watches[fd]
-            raise
-        if old is not None:
-            (<Handle>old).cancel()
+        self._io_start(fd, fileobj, h, write)
         return h
 
     cdef bint _remove_handler(self, object fileobj, bint write) except -1:
@@ -1216,8 +1197,12 @@ cdef class CoreLoop:
     # registration, not per event) and remove them by fd.
 
     cdef int _io_start(self, int fd, object fileobj, Handle h, bint write) except -1:
+        # Put h in fd's reader or writer slot, replacing (cancelling) the one
+        # there; the driver hears of it only when the interest changes.
         self._check_closed()
         cdef FdWatch w = self._watch_for(fd, fileobj)
+        if w.internal:
+            raise ValueError(f"fd {fd} is used by the event loop itself")
         old = w.writer if write else w.reader
         if write:
             w.writer = h

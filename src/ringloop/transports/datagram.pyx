@@ -230,47 +230,46 @@ class DatagramTransport(aio_transports._FlowControlMixin,
             self._conn_lost += 1
             return
         if not self._buffer:
-            try:
-                if self._extra['peername']:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
+            sent = self._send_one(data, addr)
+            if sent is not False:
                 return
-            except (BlockingIOError, InterruptedError):
-                self._start_writing()
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, 'Fatal write error on datagram transport')
-                return
+            self._start_writing()
         # What is queued is immutable.
         self._buffer.append((bytes(data), addr))
         self._buffer_size += len(data) + (8 if PY313 else 0)
         self._maybe_pause_protocol()
 
+    def _send_one(self, data, addr):
+        """Send one datagram: True when sent, False when the socket is full
+        (try again when writable), None when an error was reported (to
+        error_received, or as a fatal error)."""
+        try:
+            if self._extra['peername']:
+                self._sock.send(data)
+            else:
+                self._sock.sendto(data, addr)
+            return True
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self._protocol.error_received(exc)
+            return None
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal write error on datagram transport')
+            return None
+
     def _sendto_ready(self):
         while self._buffer:
             data, addr = self._buffer.popleft()
             self._buffer_size -= len(data) + (8 if PY313 else 0)
-            try:
-                if self._extra['peername']:
-                    self._sock.send(data)
-                else:
-                    self._sock.sendto(data, addr)
-            except (BlockingIOError, InterruptedError):
+            sent = self._send_one(data, addr)
+            if sent is False:
                 self._buffer.appendleft((data, addr))
                 self._buffer_size += len(data) + (8 if PY313 else 0)
                 break
-            except OSError as exc:
-                self._protocol.error_received(exc)
-                return
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(exc, 'Fatal write error on datagram transport')
+            if sent is None:
                 return
         self._maybe_resume_protocol()
         if not self._buffer:

@@ -53,6 +53,7 @@ cdef class StreamCore(IOTarget):
     cdef int _force_close(self, exc) except -1
     cdef int _maybe_pause_protocol(self) except -1
     cdef int _maybe_resume_protocol(self) except -1
+    cdef int _tell_protocol(self, str method) except -1
 
 
 cdef class AcceptCore(IOTarget):

@@ -470,30 +470,22 @@ cdef class StreamCore(IOTarget):
         if self.wsize <= self.high_water or self.protocol_paused:
             return 0
         self.protocol_paused = True
-        try:
-            self.protocol.pause_writing()
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self.loop.call_exception_handler({
-                'message': 'protocol.pause_writing() failed',
-                'exception': exc,
-                'transport': self.transport,
-                'protocol': self.protocol,
-            })
-        return 0
+        return self._tell_protocol('pause_writing')
 
     cdef int _maybe_resume_protocol(self) except -1:
         if not self.protocol_paused or self.wsize > self.low_water:
             return 0
         self.protocol_paused = False
+        return self._tell_protocol('resume_writing')
+
+    cdef int _tell_protocol(self, str method) except -1:
         try:
-            self.protocol.resume_writing()
+            getattr(self.protocol, method)()
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self.loop.call_exception_handler({
-                'message': 'protocol.resume_writing() failed',
+                'message': f'protocol.{method}() failed',
                 'exception': exc,
                 'transport': self.transport,
                 'protocol': self.protocol,
