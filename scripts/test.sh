@@ -45,14 +45,16 @@ for v in $versions; do
     summary+="Python $v: pytest exit $rc"$'\n'
     if [ $rc -ne 0 ]; then status=1; fi
     if [ "$v" = "3.11" ] && [ $# -eq 0 ]; then
-        # Once, the io_uring code under CPython's debug allocator: buffers
-        # the kernel writes into are checked for overruns and use after free.
+        # Once, the io_uring code and the stream transports under CPython's
+        # debug allocator: buffers the kernel writes into (or sends from)
+        # are checked for overruns and use after free.
         echo "=== Python $v: io_uring tests under PYTHONMALLOC=debug"
         set +e
         (cd "$root" && PYTHONMALLOC=debug RINGLOOP_TEST_LOOPS=ringloop-proactor \
             "$venv/bin/python" -m pytest -p no:cacheprovider -q \
             tests/test_uring_driver.py tests/test_sock.py tests/test_kinds.py \
-            tests/test_callbacks.py tests/test_io.py tests/test_gc.py)
+            tests/test_callbacks.py tests/test_io.py tests/test_gc.py \
+            tests/test_transport_stream.py tests/test_transport_faults.py)
         rc=$?
         set -e
         summary+="Python $v: PYTHONMALLOC=debug io_uring tests exit $rc"$'\n'
