@@ -1,6 +1,7 @@
 """add_reader / add_writer / remove_reader / remove_writer on sockets and pipes."""
 
 import asyncio
+import errno
 import os
 import socket
 
@@ -383,3 +384,16 @@ def test_reader_callback_exception_reported(loop):
         _run_until(loop, lambda: contexts)
         loop.remove_reader(a)
     assert isinstance(contexts[0]["exception"], ValueError)
+
+
+def test_add_reader_bad_fd_raises(loop, loop_impl):
+    # epoll refuses a closed fd at once; every ringloop driver does too
+    # (io_uring arms its polls later, so it checks the fd itself).
+    r, w = os.pipe()
+    os.close(r)
+    os.close(w)
+    with pytest.raises(OSError) as info:
+        loop.add_reader(r, lambda: None)
+    if loop_impl.kind != "uvloop":
+        assert info.value.errno == errno.EBADF
+    assert not loop.remove_reader(r)

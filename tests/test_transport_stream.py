@@ -12,6 +12,7 @@ import contextlib
 import os
 import resource
 import socket
+import sys
 import zlib
 
 import pytest
@@ -646,3 +647,28 @@ def test_2000_concurrent_connections(loop):
         run(loop, main(), timeout=60)
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.xfail_uvloop(reason="uvloop: its own TypeError message")
+def test_writelines_bad_item_error_matches_asyncio(loop):
+    # asyncio's own message on the running version (3.11 joins the items,
+    # 3.12+ wraps each in a memoryview); nothing is written.
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        try:
+            tr, proto = await loop.create_connection(Recorder, *server.sockets[0].getsockname())
+            try:
+                with pytest.raises(TypeError) as info:
+                    tr.writelines([b"a", "str"])
+                if sys.version_info >= (3, 12):
+                    assert "memoryview: a bytes-like object is required, not 'str'" in str(info.value)
+                else:
+                    assert "sequence item 1: expected a bytes-like object, str found" in str(info.value)
+                assert tr.get_write_buffer_size() == 0
+            finally:
+                tr.close()
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(loop, main())

@@ -46,6 +46,7 @@ cdef class CoreLoop:
         object old_wakeup_fd
         dict signal_handlers     # signum -> Handle (add_signal_handler)
         bint portable
+        bint check_fds           # validate fds in add_reader/add_writer (io_uring)
         public object _fallback_reason   # why this is not the kind asked for
 
         # --- transports ---------------------------------------------------

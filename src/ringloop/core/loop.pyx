@@ -29,7 +29,13 @@ from ringloop.drivers.epoll cimport EpollDriver
 from ringloop.drivers.selector cimport SelectorDriver
 from ringloop.includes.system cimport (
     clock_gettime, clock_getres, timespec, CLOCK_MONOTONIC, RINGLOOP_HAVE_EPOLL,
+    fcntl, F_GETFD,
 )
+from ringloop.includes cimport system as _sys
+
+
+cdef inline int _c_errno() noexcept:
+    return _sys.errno
 
 import asyncio
 import concurrent.futures
@@ -180,6 +186,10 @@ cdef class CoreLoop:
         clock_getres(CLOCK_MONOTONIC, &ts)
         self.clock_resolution = <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
         self.debug = _debug_mode_default()
+        # epoll_ctl refuses a bad fd in add_reader/add_writer itself; the
+        # other drivers (io_uring arms POLL_ADD at the next poll, select()
+        # and poll() fail or report POLLNVAL later) check the fd first.
+        self.check_fds = not isinstance(self.driver, EpollDriver)
         self.waker = make_waker(self.portable)
         w = FdWatch.__new__(FdWatch)
         w.fd = self.waker.read_fd
@@ -1124,6 +1134,11 @@ cdef class CoreLoop:
                              bint write):
         cdef int fd = fileobj_to_fd(fileobj)
         self._check_closed()
+        if self.check_fds and fcntl(fd, F_GETFD) == -1:
+            # epoll_ctl would refuse a bad fd at once; a driver that arms
+            # its polls later (io_uring) must not accept it silently.
+            err = _c_errno()
+            raise OSError(err, os.strerror(err))
         cdef Handle h = new_handle(self, callback, args, None)
         self._io_start(fd, fileobj, h, write)
         return h

@@ -53,6 +53,7 @@ cdef object aio_BufferedProtocol = aio_protocols.BufferedProtocol
 cdef object aio_TransportSocket = aio_trsock.TransportSocket
 cdef object aio_SendfileMode = aio_constants._SendfileMode
 cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
 cdef int AF_INET = socket.AF_INET
 cdef int AF_INET6 = socket.AF_INET6
@@ -293,10 +294,18 @@ cdef class StreamCore(IOTarget):
         items = list(list_of_data)
         if not items:
             return
-        for data in items:
+        for i in range(len(items)):
+            data = items[i]
             if not isinstance(data, (bytes, bytearray, memoryview)):
-                raise TypeError(f'data argument must be a bytes-like object, '
-                                f'not {type(data).__name__!r}')
+                # What asyncio accepts, and its error, on the running
+                # version: 3.12+ wraps each item in a memoryview (any buffer
+                # goes), 3.11 joins them with b''.join.
+                if PY312:
+                    items[i] = memoryview(data)
+                else:
+                    b''.join(items)
+                    raise TypeError(f'data argument must be a bytes-like object, '
+                                    f'not {type(data).__name__!r}')
         if self.conn_lost:
             if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 aio_logger.warning('socket.send() raised exception.')
