@@ -44,6 +44,7 @@ cdef class StreamCore(IOTarget):
     cdef int _set_protocol(self, protocol) except -1
     cdef int _start_reading(self) except -1
     cdef int _read_buffered(self) except -1
+    cdef int _read_failed(self, Py_ssize_t n, int err) except -1
     cdef int _on_eof(self) except -1
     cdef int _buffer_tail(self, object data, Py_ssize_t start) except -1
     cdef Py_ssize_t _flush(self) except -2

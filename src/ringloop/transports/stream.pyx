@@ -136,7 +136,6 @@ cdef class StreamCore(IOTarget):
     cdef int on_readable(self) except -1:
         cdef CoreLoop loop = self.loop
         cdef Py_ssize_t n
-        cdef int err
         if self.conn_lost:
             return 0
         if self.buffered:
@@ -147,14 +146,8 @@ cdef class StreamCore(IOTarget):
                 raise MemoryError()
             loop.rbuf_size = READ_SIZE
         n = recv(self.fd, loop.rbuf, loop.rbuf_size, 0)
-        if n < 0:
-            err = errno
-            if _again(err):
-                return 0
-            self._fatal_error(_os_error(err), 'Fatal read error on socket transport')
-            return 0
-        if n == 0:
-            return self._on_eof()
+        if n <= 0:
+            return self._read_failed(n, errno)
         data = PyBytes_FromStringAndSize(loop.rbuf, n)
         try:
             self.data_received(data)
@@ -181,19 +174,22 @@ cdef class StreamCore(IOTarget):
         n = recv(self.fd, view.buf, view.len, 0)
         err = errno
         PyBuffer_Release(&view)
-        if n < 0:
-            if _again(err):
-                return 0
-            self._fatal_error(_os_error(err), 'Fatal read error on socket transport')
-            return 0
-        if n == 0:
-            return self._on_eof()
+        if n <= 0:
+            return self._read_failed(n, err)
         try:
             self.buffer_updated(n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
+        return 0
+
+    cdef int _read_failed(self, Py_ssize_t n, int err) except -1:
+        # A recv() that brought no data: EOF (0), try later, or fatal.
+        if n == 0:
+            return self._on_eof()
+        if not _again(err):
+            self._fatal_error(_os_error(err), 'Fatal read error on socket transport')
         return 0
 
     cdef int _on_eof(self) except -1:
