@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -125,37 +125,48 @@ def backlog(conns: int) -> int:
     return max(1024, conns)
 
 
-def serve(job: dict[str, Any]) -> int:
-    """Echo on 127.0.0.1 in job["mode"] until killed or the lifetime ends."""
-    pin(job.get("cpu"))
-    mode = job.get("mode", "sock")
+def error_reporters(label: str) -> tuple[
+    Callable[[str, BaseException], None],
+    Callable[[asyncio.AbstractEventLoop, dict[str, Any]], None],
+]:
+    """A benchmark server's stderr reporting: report(where, exc) prints each
+    kind of failure once, with its traceback (100 connections failing the
+    same way should not bury the first one), and a loop exception handler
+    that reports through it (a client going away is its business)."""
     reported: set[str] = set()
 
     def report(where: str, exc: BaseException) -> None:
-        # Each kind of failure once, with its traceback: 100 connections
-        # failing the same way should not bury the first one.
         key = f"{where}:{type(exc).__name__}:{exc}"
         if key in reported:
             return
         reported.add(key)
-        print(f"echo server ({where}): {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"{label} ({where}): {type(exc).__name__}: {exc}", file=sys.stderr)
         traceback.print_exception(exc, file=sys.stderr)
         sys.stderr.flush()
+
+    def on_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, ConnectionError):
+            return
+        if exc is not None:
+            report(f"loop: {context.get('message', '')}", exc)
+        else:
+            print(f"{label} (loop): {context.get('message')}", file=sys.stderr, flush=True)
+
+    return report, on_loop_error
+
+
+def serve(job: dict[str, Any]) -> int:
+    """Echo on 127.0.0.1 in job["mode"] until killed or the lifetime ends."""
+    pin(job.get("cpu"))
+    mode = job.get("mode", "sock")
+    report, on_loop_error = error_reporters("echo server")
 
     try:
         loop = load_factory(job["factory"])()
     except Exception as exc:  # noqa: BLE001 - said, not raised: the parent reads it
         report("creating the loop", exc)
         return 1
-
-    def on_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, ConnectionError):
-            return  # a client going away is its business
-        if exc is not None:
-            report(f"loop: {context.get('message', '')}", exc)
-        else:
-            print(f"echo server (loop): {context.get('message')}", file=sys.stderr, flush=True)
 
     loop.set_exception_handler(on_loop_error)
     listener = listening_socket(int(job.get("conns", 0)))

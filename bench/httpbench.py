@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ from echo import (
     STDERR_TAIL,
     backlog,
     cpu_seconds,
+    error_reporters,
     last_line,
     listening_socket,
     read_line,
@@ -74,16 +74,7 @@ WRK_HINT = "apt-get install -y wrk; bench/run.sh does it when it runs as root wi
 def serve(job: dict[str, Any]) -> int:
     """Answer every request on 127.0.0.1 with RESPONSE, keep-alive, until killed."""
     pin(job.get("cpu"))
-    reported: set[str] = set()
-
-    def report(where: str, exc: BaseException) -> None:
-        key = f"{where}:{type(exc).__name__}:{exc}"
-        if key in reported:
-            return
-        reported.add(key)
-        print(f"http server ({where}): {type(exc).__name__}: {exc}", file=sys.stderr)
-        traceback.print_exception(exc, file=sys.stderr)
-        sys.stderr.flush()
+    report, on_loop_error = error_reporters("http server")
 
     try:
         import httptools
@@ -92,15 +83,6 @@ def serve(job: dict[str, Any]) -> int:
     except Exception as exc:  # noqa: BLE001 - said, not raised: the parent reads it
         report("start", exc)
         return 1
-
-    def on_loop_error(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        exc = context.get("exception")
-        if isinstance(exc, ConnectionError):
-            return
-        if exc is not None:
-            report(f"loop: {context.get('message', '')}", exc)
-        else:
-            print(f"http server (loop): {context.get('message')}", file=sys.stderr, flush=True)
 
     loop.set_exception_handler(on_loop_error)
 
