@@ -164,7 +164,8 @@ class NetworkMixin:
             prev_ino = unix_sockets.pop(sock)
             if path:
                 try:
-                    if os.stat(path).st_ino == prev_ino and stat.S_ISSOCK(os.stat(path).st_mode):
+                    st = os.stat(path)
+                    if st.st_ino == prev_ino and stat.S_ISSOCK(st.st_mode):
                         os.unlink(path)
                 except FileNotFoundError:
                     pass
@@ -172,18 +173,18 @@ class NetworkMixin:
                     logger.error("Unable to clean up listening UNIX socket %r: %r",
                                  path, err)
 
+    # Per-loop dicts, made on first use (the public classes' constructors
+    # belong to the compiled core).
+
+    def _lazy_dict(self, key: str) -> dict:
+        return self.__dict__.setdefault(key, {})
+
     @property
     def _accepting(self) -> dict:
-        try:
-            return self.__dict__["_accepting_cores"]
-        except KeyError:
-            d = self.__dict__["_accepting_cores"] = {}
-            return d
+        """fd of a listening socket -> its AcceptCore."""
+        return self._lazy_dict("_accepting_cores")
 
     @property
     def _unix_server_sockets(self) -> dict:
-        try:
-            return self.__dict__["_unix_sockets"]
-        except KeyError:
-            d = self.__dict__["_unix_sockets"] = {}
-            return d
+        """Listening Unix socket -> inode of its file (removed on close)."""
+        return self._lazy_dict("_unix_sockets")

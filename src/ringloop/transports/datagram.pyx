@@ -14,11 +14,11 @@ from collections import deque
 
 from asyncio import constants as aio_constants
 from asyncio import futures as aio_futures
-from asyncio import trsock as aio_trsock
 from asyncio import transports as aio_transports
 from asyncio.log import logger as aio_logger
 
 from ringloop.core.loop cimport CoreLoop
+from ringloop.transports.stream import socket_extra
 
 cdef bint PY313 = sys.version_info >= (3, 13)
 cdef object aio_set_result_unless_cancelled = aio_futures._set_result_unless_cancelled
@@ -39,17 +39,7 @@ class DatagramTransport(aio_transports._FlowControlMixin,
     max_size = 256 * 1024
 
     def __init__(self, loop, sock, protocol, address=None, waiter=None, extra=None):
-        aio_transports._FlowControlMixin.__init__(self, extra, loop)
-        self._extra['socket'] = aio_trsock.TransportSocket(sock)
-        try:
-            self._extra['sockname'] = sock.getsockname()
-        except OSError:
-            self._extra['sockname'] = None
-        if 'peername' not in self._extra:
-            try:
-                self._extra['peername'] = sock.getpeername()
-            except OSError:
-                self._extra['peername'] = None
+        aio_transports._FlowControlMixin.__init__(self, socket_extra(sock, extra), loop)
         self._sock = sock
         self._sock_fd = sock.fileno()
         self._protocol_connected = False

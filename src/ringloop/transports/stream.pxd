@@ -43,6 +43,12 @@ cdef class StreamCore(IOTarget):
 
     cdef int _set_protocol(self, protocol) except -1
     cdef int _start_reading(self) except -1
+    cdef int _stop_reading(self) except -1
+    cdef int _start_writing(self) except -1
+    cdef int _stop_writing(self) except -1
+    cdef int _drop_queue(self) except -1
+    cdef int _write_after_lost(self) except -1
+    cdef int _detach_server(self, transport) except -1
     cdef int _read_buffered(self) except -1
     cdef int _read_failed(self, Py_ssize_t n, int err) except -1
     cdef int _on_eof(self) except -1

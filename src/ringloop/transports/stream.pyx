@@ -129,6 +129,41 @@ cdef class StreamCore(IOTarget):
         self.loop._io_start(self.fd, self.fd, self.rh, False)
         return 0
 
+    cdef int _stop_reading(self) except -1:
+        self.rh = None
+        return self.loop._io_stop(self.fd, False)
+
+    cdef int _start_writing(self) except -1:
+        self.wh = new_io_handle(self.loop, self, True, self.context)
+        return self.loop._io_start(self.fd, self.fd, self.wh, True)
+
+    cdef int _stop_writing(self) except -1:
+        self.wh = None
+        return self.loop._io_stop(self.fd, True)
+
+    cdef int _drop_queue(self) except -1:
+        self.wbuf.clear()
+        self.whead = self.woff = self.wsize = 0
+        return self._stop_writing()
+
+    cdef int _write_after_lost(self) except -1:
+        # As asyncio: writes after the connection is lost are dropped, with
+        # a warning once there have been a few.
+        if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+            aio_logger.warning('socket.send() raised exception.')
+        self.conn_lost += 1
+        return 0
+
+    cdef int _detach_server(self, transport) except -1:
+        server = self.server
+        if server is not None:
+            self.server = None
+            if PY313:
+                server._detach(transport)
+            else:
+                server._detach()
+        return 0
+
     def _add_reader_cb(self):
         # Scheduled right after connection_made, as asyncio does.
         self._start_reading()
@@ -204,8 +239,7 @@ cdef class StreamCore(IOTarget):
             return 0
         if keep_open:
             # The protocol may still write; nothing more can be read.
-            self.loop._io_stop(self.fd, False)
-            self.rh = None
+            self._stop_reading()
         else:
             self.close()
         return 0
@@ -214,8 +248,7 @@ cdef class StreamCore(IOTarget):
         if self.closing or self.paused:
             return
         self.paused = True
-        self.loop._io_stop(self.fd, False)
-        self.rh = None
+        self._stop_reading()
         if self.loop.debug:
             aio_logger.debug("%r pauses reading", self.transport)
 
@@ -245,9 +278,7 @@ cdef class StreamCore(IOTarget):
         if not data:
             return
         if self.conn_lost:
-            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                aio_logger.warning('socket.send() raised exception.')
-            self.conn_lost += 1
+            self._write_after_lost()
             return
         if self.wsize == 0:
             # Nothing queued: send now, buffer only what the kernel refused.
@@ -269,8 +300,7 @@ cdef class StreamCore(IOTarget):
                     return
                 n = 0
             self._buffer_tail(data, n)
-            self.wh = new_io_handle(self.loop, self, True, self.context)
-            self.loop._io_start(self.fd, self.fd, self.wh, True)
+            self._start_writing()
         else:
             self._buffer_tail(data, 0)
         self._maybe_pause_protocol()
@@ -303,9 +333,7 @@ cdef class StreamCore(IOTarget):
                     raise TypeError(f'data argument must be a bytes-like object, '
                                     f'not {type(data).__name__!r}')
         if self.conn_lost:
-            if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-                aio_logger.warning('socket.send() raised exception.')
-            self.conn_lost += 1
+            self._write_after_lost()
             return
         start = 0
         sent = 0
@@ -350,8 +378,7 @@ cdef class StreamCore(IOTarget):
             self._buffer_tail(data, sent if first else 0)
             first = False
         if self.wsize and self.wh is None:
-            self.wh = new_io_handle(self.loop, self, True, self.context)
-            self.loop._io_start(self.fd, self.fd, self.wh, True)
+            self._start_writing()
         self._maybe_pause_protocol()
 
     cdef int _buffer_tail(self, object data, Py_ssize_t start) except -1:
@@ -436,8 +463,7 @@ cdef class StreamCore(IOTarget):
     cdef int _after_flush(self) except -1:
         self._maybe_resume_protocol()      # may queue more
         if self.wsize == 0:
-            self.loop._io_stop(self.fd, True)
-            self.wh = None
+            self._stop_writing()
             if self.empty_waiter is not None:
                 self.empty_waiter.set_result(None)
             if self.closing:
@@ -449,10 +475,7 @@ cdef class StreamCore(IOTarget):
 
     cdef int _write_error(self, int err) except -1:
         exc = _os_error(err)
-        self.loop._io_stop(self.fd, True)
-        self.wh = None
-        self.wbuf.clear()
-        self.whead = self.woff = self.wsize = 0
+        self._drop_queue()
         self._fatal_error(exc, 'Fatal write error on socket transport')
         if self.empty_waiter is not None:
             self.empty_waiter.set_exception(exc)
@@ -519,12 +542,10 @@ cdef class StreamCore(IOTarget):
         if self.closing:
             return
         self.closing = True
-        self.loop._io_stop(self.fd, False)
-        self.rh = None
+        self._stop_reading()
         if self.wsize == 0:
             self.conn_lost += 1
-            self.loop._io_stop(self.fd, True)
-            self.wh = None
+            self._stop_writing()
             self.loop.call_soon(self._call_connection_lost, None)
 
     def abort(self):
@@ -548,14 +569,10 @@ cdef class StreamCore(IOTarget):
         if self.conn_lost:
             return 0
         if self.wsize:
-            self.wbuf.clear()
-            self.whead = self.woff = self.wsize = 0
-            self.loop._io_stop(self.fd, True)
-            self.wh = None
+            self._drop_queue()
         if not self.closing:
             self.closing = True
-            self.loop._io_stop(self.fd, False)
-            self.rh = None
+            self._stop_reading()
         self.conn_lost += 1
         self.loop.call_soon(self._call_connection_lost, exc)
         return 0
@@ -568,18 +585,11 @@ cdef class StreamCore(IOTarget):
             if self.protocol_connected:
                 self.protocol.connection_lost(exc)
         finally:
-            if self.sock is not None:
-                self.sock.close()
-                self.sock = None
+            self.sock.close()
+            self.sock = None
             self.protocol = None
             self.data_received = self.get_buffer = self.buffer_updated = None
-            server = self.server
-            if server is not None:
-                self.server = None
-                if PY313:
-                    server._detach(transport)
-                else:
-                    server._detach()
+            self._detach_server(transport)
             if self.empty_waiter is not None:
                 self.empty_waiter.set_exception(
                     ConnectionError("Connection is closed by peer"))
@@ -623,17 +633,10 @@ cdef class StreamCore(IOTarget):
         # The transport is being collected while its socket is open.
         sock = self.sock
         self.sock = None
-        if self.rh is not None or self.wh is not None:
-            self.loop._io_stop(self.fd, False)
-            self.loop._io_stop(self.fd, True)
+        self._stop_reading()
+        self._stop_writing()
         sock.close()
-        server = self.server
-        if server is not None:
-            self.server = None
-            if PY313:
-                server._detach(transport)
-            else:
-                server._detach()
+        self._detach_server(transport)
 
     def __repr__(self):
         return f"<StreamCore fd={self.fd}>"
@@ -747,12 +750,9 @@ class StreamTransport(aio_transports._FlowControlMixin):
 
 
 
-def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
-                          extra=None, server=None):
-    """The loop's _make_socket_transport: a connected stream socket
-    (non-blocking) becomes a StreamTransport; connection_made, then
-    reading, then the waiter's result are scheduled, in asyncio's order."""
-    cdef StreamCore core = StreamCore.__new__(StreamCore)
+def socket_extra(sock, extra=None):
+    """A socket transport's extra info, as asyncio fills it: 'socket' (a
+    TransportSocket), 'sockname', and 'peername' unless given."""
     if extra is None:
         extra = {}
     extra['socket'] = aio_TransportSocket(sock)
@@ -765,6 +765,16 @@ def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
             extra['peername'] = sock.getpeername()
         except OSError:
             extra['peername'] = None
+    return extra
+
+
+def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
+                          extra=None, server=None):
+    """The loop's _make_socket_transport: a connected stream socket
+    (non-blocking) becomes a StreamTransport; connection_made, then
+    reading, then the waiter's result are scheduled, in asyncio's order."""
+    cdef StreamCore core = StreamCore.__new__(StreamCore)
+    extra = socket_extra(sock, extra)
     set_nodelay(sock)
     core.loop = loop
     core.sock = sock
