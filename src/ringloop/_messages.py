@@ -10,3 +10,13 @@ NOT_THREADSAFE = (
 )
 EXECUTOR_SHUTDOWN = "Executor shutdown has been called"
 RUN_IN_RUNNING_LOOP = "asyncio.run() cannot be called from a running event loop"
+
+
+def forked(owner_pid: int, pid: int) -> str:
+    """ringloop's own: a loop used in a child made by os.fork()."""
+    return (
+        f"this event loop belongs to process {owner_pid} and cannot be used in "
+        f"process {pid}, a child made by os.fork() (its epoll set or io_uring ring "
+        f"is shared with the parent): create a new event loop in the child "
+        f"(asyncio.new_event_loop(), ringloop.new_event_loop() or asyncio.run())"
+    )

@@ -48,6 +48,8 @@ cdef class CoreLoop:
         bint portable
         bint check_fds           # validate fds in add_reader/add_writer (io_uring)
         public object _fallback_reason   # why this is not the kind asked for
+        unsigned long fork_gen   # rl_fork_gen() when made: differs in a forked child
+        int owner_pid            # getpid() when made
 
         # --- transports ---------------------------------------------------
         public object _transports   # weakref.WeakValueDictionary: fd -> transport
@@ -63,6 +65,8 @@ cdef class CoreLoop:
 
     cdef inline int _check_closed(self) except -1
     cdef int _check_thread(self) except -1
+    cdef int _check_forked(self) except -1
+    cdef int _check_process(self) except -1
     cdef int _check_callback(self, object callback, str method) except -1
     cdef Handle _call_soon(self, object callback, tuple args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, tuple args,

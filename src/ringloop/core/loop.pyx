@@ -29,7 +29,7 @@ from ringloop.drivers.epoll cimport EpollDriver
 from ringloop.drivers.selector cimport SelectorDriver
 from ringloop.includes.system cimport (
     clock_gettime, clock_getres, timespec, CLOCK_MONOTONIC, RINGLOOP_HAVE_EPOLL,
-    fcntl, F_GETFD,
+    fcntl, F_GETFD, rl_install_atfork, rl_fork_gen, getpid,
 )
 from ringloop.includes cimport system as _sys
 
@@ -129,6 +129,32 @@ def _debug_mode_default():
     return bool(aio_coroutines._is_debug_mode())
 
 
+rl_install_atfork()
+
+# Write ends of the loops' signal wake-up sockets.  A child made by os.fork()
+# inherits the wake-up fd; left pointing at the parent's socket, the child's
+# signals would wake (and be handled by) the parent's loop.  asyncio resets
+# it in the child from 3.12 on; ringloop does so on every version, for its
+# own sockets only.
+_signal_wakeup_fds = set()
+
+
+def _after_fork_child():
+    if not _signal_wakeup_fds:
+        return
+    try:
+        fd = signal.set_wakeup_fd(-1)
+        if fd != -1 and fd not in _signal_wakeup_fds:
+            signal.set_wakeup_fd(fd)        # not ours: leave it be
+    except (ValueError, OSError):
+        pass
+    _signal_wakeup_fds.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
+
+
 def _portable_requested():
     return os.environ.get("RINGLOOP_PORTABLE", "") not in ("", "0")
 
@@ -178,6 +204,8 @@ cdef class CoreLoop:
         cdef timespec ts
         cdef FdWatch w
         self.portable = _portable_requested()
+        self.fork_gen = rl_fork_gen()
+        self.owner_pid = getpid()
         if driver is not None:
             self.driver = driver
         else:
@@ -209,6 +237,19 @@ cdef class CoreLoop:
             raise RuntimeError(msg.LOOP_CLOSED)
         return 0
 
+    cdef int _check_forked(self) except -1:
+        # The epoll set (or ring, or selector) is shared with the process
+        # that made the loop: a forked child must never change it.
+        if rl_fork_gen() != self.fork_gen:
+            raise RuntimeError(msg.forked(self.owner_pid, getpid()))
+        return 0
+
+    cdef int _check_process(self) except -1:
+        # Once per run: also catches a fork() that ran no atfork handlers.
+        if getpid() != self.owner_pid:
+            raise RuntimeError(msg.forked(self.owner_pid, getpid()))
+        return 0
+
     cdef int _check_thread(self) except -1:
         if self.thread_id is None:
             return 0
@@ -233,6 +274,11 @@ cdef class CoreLoop:
 
     def is_running(self):
         return self.thread_id is not None
+
+    def _portable_mode(self):
+        # RINGLOOP_PORTABLE=1 when the loop was made: Linux-only facilities
+        # (eventfd, pidfd) replaced by their portable fallbacks.
+        return self.portable
 
     def is_closed(self):
         return self.closed
@@ -589,6 +635,7 @@ cdef class CoreLoop:
 
     cdef int _run_forever_setup(self) except -1:
         self._check_closed()
+        self._check_process()
         self._check_running()
         self._set_origin_tracking(self.debug)
         self.old_agen_hooks = sys_get_asyncgen_hooks()
@@ -626,6 +673,7 @@ cdef class CoreLoop:
         return its result, or raise its exception."""
         self._check_closed()
         self._check_running()
+        self._check_process()
         new_task = not aio_isfuture(future)
         future = aio_ensure_future(future, loop=self)
         if new_task:
@@ -694,6 +742,7 @@ cdef class CoreLoop:
         if self.waker is not None:
             self.waker.close()
         if self.signal_sock is not None:
+            _signal_wakeup_fds.discard(self.signal_sock[1].fileno())
             for s in self.signal_sock:
                 s.close()
             self.signal_sock = None
@@ -709,6 +758,7 @@ cdef class CoreLoop:
         a.setblocking(False)
         b.setblocking(False)
         self.signal_sock = (a, b)
+        _signal_wakeup_fds.add(b.fileno())
         w = FdWatch.__new__(FdWatch)
         w.fd = a.fileno()
         w.internal = True
@@ -1114,6 +1164,7 @@ cdef class CoreLoop:
 
     cdef int _update_interest(self, FdWatch w) except -1:
         cdef int mask = 0
+        self._check_forked()
         if w.reader is not None:
             mask |= EV_READ
         if w.writer is not None:

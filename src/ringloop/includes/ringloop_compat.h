@@ -6,6 +6,24 @@
 #define RINGLOOP_COMPAT_H
 
 #include <errno.h>
+#include <pthread.h>
+
+/* ---- fork detection ------------------------------------------------------
+ * A counter bumped in every child created by fork() (pthread_atfork runs
+ * the child handler in the new process).  A loop or driver remembers the
+ * value it was created with: a different value means "this is a forked
+ * child, the epoll set or ring belongs to the parent".  Checking it costs a
+ * load, not a getpid().  Each extension module including this header has
+ * its own counter and installs its own handler (once). */
+static volatile unsigned long rl_fork_generation = 0;
+static void rl_on_fork_child(void) { rl_fork_generation++; }
+static int rl_atfork_installed = 0;
+static inline int rl_install_atfork(void) {
+    if (rl_atfork_installed) return 0;
+    rl_atfork_installed = 1;
+    return pthread_atfork(NULL, NULL, rl_on_fork_child);
+}
+static inline unsigned long rl_fork_gen(void) { return rl_fork_generation; }
 
 #if defined(__linux__)
 #include <sys/epoll.h>

@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <sys/types.h>
 #include <sys/mman.h>
+#include "ringloop_compat.h"
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/uio.h>
@@ -308,20 +309,7 @@ static inline void *rl_ptr_add(void *base, size_t off) { return (char *)base + o
 
 #define RL_SUN_PATH_OFFSET ((int)offsetof(struct sockaddr_un, sun_path))
 
-/* ---- fork detection ------------------------------------------------------
- * A counter bumped in every child created by fork() (pthread_atfork runs
- * the child handler in the new process).  A driver remembers the value it
- * was created with: a different value means "this is a forked child, the
- * ring belongs to the parent".  Checking it costs a load, not a getpid(). */
-static volatile unsigned long rl_fork_generation = 0;
-static void rl_on_fork_child(void) { rl_fork_generation++; }
-static int rl_atfork_installed = 0;
-static inline int rl_install_atfork(void) {
-    if (rl_atfork_installed) return 0;
-    rl_atfork_installed = 1;
-    return pthread_atfork(NULL, NULL, rl_on_fork_child);
-}
-static inline unsigned long rl_fork_gen(void) { return rl_fork_generation; }
+/* ---- fork detection: rl_install_atfork(), rl_fork_gen() in ringloop_compat.h */
 
 /* ---- thread identity -------------------------------------------------------
  * pthread_t values (and even kernel tids) are reused once a thread exits, so

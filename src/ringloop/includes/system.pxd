@@ -18,6 +18,7 @@ cdef extern from "<unistd.h>" nogil:
     ssize_t write(int fd, const void *buf, size_t count)
     int close(int fd)
     int pipe(int pipefd[2])
+    int getpid()
 
 cdef extern from "<fcntl.h>" nogil:
     int fcntl(int fd, int cmd, ...)
@@ -45,6 +46,10 @@ cdef extern from "<time.h>" nogil:
 cdef extern from "ringloop_compat.h" nogil:
     const int RINGLOOP_HAVE_EPOLL
     const int RINGLOOP_HAVE_EVENTFD
+
+    # fork detection (a counter bumped in forked children)
+    int rl_install_atfork()
+    unsigned long rl_fork_gen()
 
     ctypedef union epoll_data_t:
         void *ptr
