@@ -9,10 +9,6 @@ pytestmark = pytest.mark.ringloop_only
 
 PENDING = [
     ("start_tls", (None, None, None)),
-    ("connect_read_pipe", (None, None)),
-    ("connect_write_pipe", (None, None)),
-    ("subprocess_exec", (None, "true")),
-    ("subprocess_shell", (None, "true")),
 ]
 
 

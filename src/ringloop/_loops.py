@@ -9,6 +9,7 @@ import sys
 import warnings
 
 from ringloop._network import NetworkMixin
+from ringloop._process import ProcessMixin
 from ringloop._version import __version__
 from ringloop.core.loop import CoreLoop
 from ringloop.core.proactor import ProactorCore
@@ -21,10 +22,6 @@ __all__ = ["ProactorEventLoop", "SelectorEventLoop", "UringUnavailable", "new_ev
 # never AbstractEventLoop's bare one.
 _PENDING = {
     "start_tls": "TLS",
-    "connect_read_pipe": "pipes",
-    "connect_write_pipe": "pipes",
-    "subprocess_exec": "subprocesses",
-    "subprocess_shell": "subprocesses",
 }
 
 
@@ -63,7 +60,7 @@ class _LoopMixin:
             await self._shutdown_default_executor(None)
 
 
-class SelectorEventLoop(CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
+class SelectorEventLoop(ProcessMixin, CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
     """Readiness-based event loop.
 
     ``SelectorEventLoop()`` uses the native epoll driver (or, where epoll does
@@ -79,7 +76,7 @@ class SelectorEventLoop(CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
     shutdown_default_executor = _LoopMixin.shutdown_default_executor
 
 
-class ProactorEventLoop(ProactorCore, NetworkMixin, asyncio.AbstractEventLoop):
+class ProactorEventLoop(ProcessMixin, ProactorCore, NetworkMixin, asyncio.AbstractEventLoop):
     """Completion-based event loop on io_uring (Linux).
 
     Socket operations (``sock_recv``, ``sock_sendall``, ``sock_accept``...)

@@ -5,7 +5,7 @@ Maps a test id (``module.Class.test``, classes as bound by
 A reason is one of:
 
 * ``waits for <work> (issue N)``: ringloop does not implement that part yet
-  (transports, servers, TLS, subprocess, signals, pipes, io_uring). These
+  (TLS). These
   entries go away as the work lands; the conformance test warns when a
   listed test starts passing.
 * ``stdlib-private: <name>``: the test reads, patches or mocks a private name
@@ -34,15 +34,12 @@ MOCKS_SOCKET = ("stdlib-private: mocks asyncio.base_events.socket (mock socket o
 SENDFILE_IMPL = ("stdlib-private: calls loop._sock_sendfile_native_impl or patches "
                  "asyncio.unix_events.os")
 TLS = "waits for TLS"
-SUBPROCESS = "waits for subprocess"
-PIPES = "waits for pipes"
 MOCKS_UNIX_SIGNAL = "stdlib-private: mocks asyncio.unix_events.signal"
 
 #: test id -> reason (see the module docstring for the two kinds of reason).
 SKIPS: dict[str, str] = {
     # test_sock_lowlevel
     # test_events
-    "test_events.EventLoopTests.test_bidirectional_pty": PIPES,
     "test_events.EventLoopTests.test_create_server_ssl": TLS,
     "test_events.EventLoopTests.test_create_server_ssl_match_failed": TLS,
     "test_events.EventLoopTests.test_create_server_ssl_verified": TLS,
@@ -52,33 +49,12 @@ SKIPS: dict[str, str] = {
     "test_events.EventLoopTests.test_create_unix_server_ssl": TLS,
     "test_events.EventLoopTests.test_create_unix_server_ssl_verified": TLS,
     "test_events.EventLoopTests.test_create_unix_server_ssl_verify_failed": TLS,
-    "test_events.EventLoopTests.test_read_pipe": PIPES,
-    "test_events.EventLoopTests.test_read_pty_output": PIPES,
     "test_events.EventLoopTests.test_ssl_connect_accepted_socket": TLS,
-    "test_events.EventLoopTests.test_subprocess_close_after_finish": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_close_client_stream": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exec": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exec_invalid_args": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_exitcode": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_interactive": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_kill": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_send_signal": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_shell": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_shell_invalid_args": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_stderr": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_stderr_redirect_to_stdout": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_terminate": SUBPROCESS,
-    "test_events.EventLoopTests.test_subprocess_wait_no_same_group": SUBPROCESS,
     "test_events.EventLoopTests.test_timeout_rounding":
         "stdlib-private: loop._run_once (wrapped to count loop iterations)",
-    "test_events.EventLoopTests.test_unclosed_pipe_transport": PIPES,
-    "test_events.EventLoopTests.test_write_pipe": PIPES,
-    "test_events.EventLoopTests.test_write_pipe_disconnect_on_close": PIPES,
-    "test_events.EventLoopTests.test_write_pty": PIPES,
     # test_streams
     "test_streams.StreamTests.test_open_connection_no_loop_ssl": TLS,
     "test_streams.StreamTests.test_open_unix_connection_no_loop_ssl": TLS,
-    "test_streams.StreamTests.test_read_all_from_pipe_reader": PIPES,
     "test_streams.StreamTests.test_start_tls": TLS,
     # test_server
     # test_sendfile
@@ -149,46 +125,11 @@ SKIPS: dict[str, str] = {
         SENDFILE_IMPL,
     "test_unix_events.SelectorEventLoopUnixSocketTests.test_create_unix_connection_ssl_noserverhost":
         TLS,
-    "test_unix_events.TestFork.test_fork_asyncio_subprocess": SUBPROCESS,
     # test_subprocess
     "test_subprocess.GenericWatcherTests.test_create_subprocess_fails_with_inactive_watcher":
-        "waits for subprocess (and a decision on honouring asyncio's deprecated child watchers)",
-    "test_subprocess.GenericWatcherTests.test_create_subprocess_with_pidfd": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_cancel_make_subprocess_transport_exec": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_cancel_post_init": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_cancel_process_wait": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_close_dont_kill_finished": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_close_kill_running": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_communicate": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_communicate_ignore_broken_pipe": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_communicate_none_input": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_create_subprocess_env_exec": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_create_subprocess_env_shell": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_create_subprocess_exec_text_mode_fails": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_create_subprocess_exec_with_path": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_create_subprocess_shell_text_mode_fails": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_devnull_error": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_devnull_input": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_devnull_output": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_devstdin_input": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_empty_input": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_kill": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_kill_issue43884": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_pause_reading": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_popen_error": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_popen_error_with_stdin_pipe": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_read_stdout_after_process_exit": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_send_signal": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_shell": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_start_new_session": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_stdin_broken_pipe": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_stdin_not_inheritable": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_stdin_stdout": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_subprocess_communicate_stdout": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_subprocess_concurrent_wait": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_subprocess_protocol_events": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_subprocess_send_signal_race": SUBPROCESS,
-    "test_subprocess.SubprocessTests.test_terminate": SUBPROCESS,
+        "stdlib-private: the selector loop's use of asyncio's child watchers (deprecated "
+        "in 3.12, gone in 3.14); ringloop watches each child with a pidfd and never "
+        "asks a watcher (docs/compatibility.md)",
     # test_sslproto
     "test_sslproto.StartTLSTests.test_create_connection_memory_leak": TLS,
     "test_sslproto.StartTLSTests.test_create_connection_ssl_failed_certificate":

@@ -40,6 +40,7 @@ cdef extern from "<errno.h>" nogil:
         EINTR
         EAGAIN
         EWOULDBLOCK
+        EIO
 
 cdef extern from "<limits.h>" nogil:
     enum:

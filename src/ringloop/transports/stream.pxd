@@ -1,5 +1,6 @@
 from ringloop.core.handles cimport IOTarget, IOHandle
 from ringloop.core.loop cimport CoreLoop
+from ringloop.includes.net cimport iovec
 
 
 cdef class StreamCore(IOTarget):
@@ -16,6 +17,8 @@ cdef class StreamCore(IOTarget):
         object get_buffer         # bound methods (BufferedProtocol)
         object buffer_updated
         bint buffered
+        bint pipe                 # a pipe transport: read()/write()/writev()
+        bint pipe_writer          # a write pipe: readable means "reader gone"
         object server             # asyncio Server or None
         object context            # contextvars.Context the callbacks run in
         IOHandle rh               # registered read handle, or None
@@ -42,6 +45,10 @@ cdef class StreamCore(IOTarget):
         public object empty_waiter
 
     cdef int _set_protocol(self, protocol) except -1
+    cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) noexcept
+    cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) noexcept
+    cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) noexcept
+    cdef str _what(self)
     cdef int _start_reading(self) except -1
     cdef int _stop_reading(self) except -1
     cdef int _start_writing(self) except -1
@@ -52,6 +59,7 @@ cdef class StreamCore(IOTarget):
     cdef int _read_buffered(self) except -1
     cdef int _read_failed(self, Py_ssize_t n, int err) except -1
     cdef int _on_eof(self) except -1
+    cdef int _on_pipe_eof(self) except -1
     cdef int _buffer_tail(self, object data, Py_ssize_t start) except -1
     cdef Py_ssize_t _flush(self) except -2
     cdef int _after_flush(self) except -1

@@ -21,7 +21,9 @@ keeps a reference, so a caller reusing its buffer changes queued data).
 """
 
 import asyncio
+import os
 import socket
+import stat
 import sys
 import warnings
 
@@ -42,9 +44,10 @@ cdef extern from "Python.h":
 
 from ringloop.core.handles cimport IOTarget, IOHandle, new_io_handle
 from ringloop.core.loop cimport CoreLoop
+from ringloop.includes.system cimport read as c_read, write as c_write
 from ringloop.includes.net cimport (
-    iovec, msghdr, send, recv, sendmsg, setsockopt, shutdown,
-    MSG_NOSIGNAL, SHUT_WR, IPPROTO_TCP, TCP_NODELAY, errno, EINTR, EAGAIN,
+    iovec, msghdr, send, recv, sendmsg, writev, setsockopt, shutdown,
+    MSG_NOSIGNAL, SHUT_WR, IPPROTO_TCP, TCP_NODELAY, errno, EINTR, EAGAIN, EIO,
     EWOULDBLOCK, IOV_MAX,
 )
 
@@ -108,6 +111,8 @@ cdef class StreamCore(IOTarget):
     cdef int _set_protocol(self, protocol) except -1:
         self.protocol = protocol
         self.protocol_connected = True
+        if self.pipe_writer:
+            return 0        # a write pipe never reads into its protocol
         if isinstance(protocol, aio_BufferedProtocol):
             self.buffered = True
             self.get_buffer = protocol.get_buffer
@@ -118,6 +123,32 @@ cdef class StreamCore(IOTarget):
             self.data_received = protocol.data_received
             self.get_buffer = self.buffer_updated = None
         return 0
+
+    # ------------------------------------------------------------------
+    # the system calls: sockets use recv/send/sendmsg (MSG_NOSIGNAL), pipe
+    # transports read/write/writev (any fd asyncio accepts as a pipe)
+
+    cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) noexcept:
+        if self.pipe:
+            return c_read(self.fd, buf, n)
+        return recv(self.fd, buf, n, 0)
+
+    cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) noexcept:
+        if self.pipe:
+            return c_write(self.fd, buf, n)
+        return send(self.fd, buf, n, MSG_NOSIGNAL)
+
+    cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) noexcept:
+        cdef msghdr msg
+        if self.pipe:
+            return writev(self.fd, iov, <int>k)
+        memset(&msg, 0, sizeof(msg))
+        msg.msg_iov = iov
+        msg.msg_iovlen = k
+        return sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+
+    cdef str _what(self):
+        return 'pipe' if self.pipe else 'socket'
 
     # ------------------------------------------------------------------
     # reading
@@ -150,7 +181,10 @@ cdef class StreamCore(IOTarget):
         # As asyncio: writes after the connection is lost are dropped, with
         # a warning once there have been a few.
         if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
-            aio_logger.warning('socket.send() raised exception.')
+            if self.pipe:
+                aio_logger.warning('pipe closed by peer or os.write(pipe, data) raised exception.')
+            else:
+                aio_logger.warning('socket.send() raised exception.')
         self.conn_lost += 1
         return 0
 
@@ -173,6 +207,12 @@ cdef class StreamCore(IOTarget):
         cdef Py_ssize_t n
         if self.conn_lost:
             return 0
+        if self.pipe_writer:
+            # A write pipe watches its fd for reading only to learn that the
+            # reader went away (asyncio's "reader trick").
+            if loop.debug:
+                aio_logger.info("%r was closed by peer", self.transport)
+            return self._force_close(BrokenPipeError() if self.wsize else None)
         if self.buffered:
             return self._read_buffered()
         if loop.rbuf == NULL:
@@ -180,10 +220,15 @@ cdef class StreamCore(IOTarget):
             if loop.rbuf == NULL:
                 raise MemoryError()
             loop.rbuf_size = READ_SIZE
-        n = recv(self.fd, loop.rbuf, loop.rbuf_size, 0)
+        n = self._recv(loop.rbuf, loop.rbuf_size)
         if n <= 0:
             return self._read_failed(n, errno)
         data = PyBytes_FromStringAndSize(loop.rbuf, n)
+        if self.pipe:
+            # As asyncio's pipe transport: a protocol error is reported (the
+            # IOHandle's exception handler call) and reading goes on.
+            self.data_received(data)
+            return 0
         try:
             self.data_received(data)
         except (SystemExit, KeyboardInterrupt):
@@ -206,7 +251,7 @@ cdef class StreamCore(IOTarget):
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
             return 0
-        n = recv(self.fd, view.buf, view.len, 0)
+        n = self._recv(view.buf, view.len)
         err = errno
         PyBuffer_Release(&view)
         if n <= 0:
@@ -222,9 +267,23 @@ cdef class StreamCore(IOTarget):
     cdef int _read_failed(self, Py_ssize_t n, int err) except -1:
         # A recv() that brought no data: EOF (0), try later, or fatal.
         if n == 0:
+            if self.pipe:
+                return self._on_pipe_eof()
             return self._on_eof()
         if not _again(err):
-            self._fatal_error(_os_error(err), 'Fatal read error on socket transport')
+            self._fatal_error(_os_error(err), f'Fatal read error on {self._what()} transport')
+        return 0
+
+    cdef int _on_pipe_eof(self) except -1:
+        # asyncio's read pipe: eof_received(), then connection_lost(None),
+        # whatever eof_received() returns (a pipe cannot be half-open).
+        if self.loop.debug:
+            aio_logger.info("%r was closed by peer", self.transport)
+        self.closing = True
+        self._stop_reading()
+        self.conn_lost += 1
+        self.loop.call_soon(self.protocol.eof_received)
+        self.loop.call_soon(self._call_connection_lost, None)
         return 0
 
     cdef int _on_eof(self) except -1:
@@ -271,32 +330,41 @@ cdef class StreamCore(IOTarget):
         if not is_bytes and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f'data argument must be a bytes-like object, '
                             f'not {type(data).__name__!r}')
-        if self.eof:
-            raise RuntimeError('Cannot call write() after write_eof()')
-        if self.empty_waiter is not None:
-            raise RuntimeError('unable to write; sendfile is in progress')
-        if not data:
-            return
-        if self.conn_lost:
-            self._write_after_lost()
-            return
+        if self.pipe:
+            # asyncio's write pipe: write_eof() closes; later writes are
+            # dropped as after a loss.
+            if not data:
+                return
+            if self.conn_lost or self.closing:
+                self._write_after_lost()
+                return
+        else:
+            if self.eof:
+                raise RuntimeError('Cannot call write() after write_eof()')
+            if self.empty_waiter is not None:
+                raise RuntimeError('unable to write; sendfile is in progress')
+            if not data:
+                return
+            if self.conn_lost:
+                self._write_after_lost()
+                return
         if self.wsize == 0:
             # Nothing queued: send now, buffer only what the kernel refused.
             if is_bytes:
                 size = PyBytes_GET_SIZE(data)
-                n = send(self.fd, PyBytes_AS_STRING(data), size, MSG_NOSIGNAL)
+                n = self._send(PyBytes_AS_STRING(data), size)
                 err = errno
             else:
                 PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
                 size = view.len
-                n = send(self.fd, view.buf, size, MSG_NOSIGNAL)
+                n = self._send(view.buf, size)
                 err = errno
                 PyBuffer_Release(&view)
             if n == size:
                 return
             if n < 0:
                 if not _again(err):
-                    self._fatal_error(_os_error(err), 'Fatal write error on socket transport')
+                    self._fatal_error(_os_error(err), f'Fatal write error on {self._what()} transport')
                     return
                 n = 0
             self._buffer_tail(data, n)
@@ -310,7 +378,6 @@ cdef class StreamCore(IOTarget):
         nothing is queued (no joined copy), the rest queued."""
         cdef iovec iov[MAX_IOV]
         cdef Py_buffer views[MAX_IOV]
-        cdef msghdr msg
         cdef Py_ssize_t i, k, nviews = 0, total = 0, n, sent
         cdef int err
         if self.eof:
@@ -332,7 +399,7 @@ cdef class StreamCore(IOTarget):
                     b''.join(items)
                     raise TypeError(f'data argument must be a bytes-like object, '
                                     f'not {type(data).__name__!r}')
-        if self.conn_lost:
+        if self.conn_lost or (self.pipe and self.closing):
             self._write_after_lost()
             return
         start = 0
@@ -346,17 +413,14 @@ cdef class StreamCore(IOTarget):
                     iov[i].iov_base = views[i].buf
                     iov[i].iov_len = views[i].len
                     total += views[i].len
-                memset(&msg, 0, sizeof(msg))
-                msg.msg_iov = iov
-                msg.msg_iovlen = k
-                n = sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+                n = self._sendv(iov, k)
                 err = errno
             finally:
                 for i in range(nviews):
                     PyBuffer_Release(&views[i])
             if n < 0:
                 if not _again(err):
-                    self._fatal_error(_os_error(err), 'Fatal write error on socket transport')
+                    self._fatal_error(_os_error(err), f'Fatal write error on {self._what()} transport')
                     return
                 n = 0
             sent = n
@@ -398,7 +462,6 @@ cdef class StreamCore(IOTarget):
         # One sendmsg() over the queued chunks; returns bytes sent, -1 on
         # EAGAIN; raises nothing: errors are returned as -(errno) - 2.
         cdef iovec iov[MAX_IOV]
-        cdef msghdr msg
         cdef list wbuf = self.wbuf
         cdef Py_ssize_t i, k = 0, n, total = len(wbuf)
         cdef Py_ssize_t head = self.whead, off = self.woff, size
@@ -416,10 +479,7 @@ cdef class StreamCore(IOTarget):
                 iov[k].iov_len = size
             k += 1
             i += 1
-        memset(&msg, 0, sizeof(msg))
-        msg.msg_iov = iov
-        msg.msg_iovlen = k
-        n = sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+        n = self._sendv(iov, k)
         if n < 0:
             err = errno
             if _again(err):
@@ -467,6 +527,7 @@ cdef class StreamCore(IOTarget):
             if self.empty_waiter is not None:
                 self.empty_waiter.set_result(None)
             if self.closing:
+                self._stop_reading()     # a write pipe's hang-up watch
                 self.conn_lost += 1
                 self._call_connection_lost(None)
             elif self.eof:
@@ -476,12 +537,17 @@ cdef class StreamCore(IOTarget):
     cdef int _write_error(self, int err) except -1:
         exc = _os_error(err)
         self._drop_queue()
-        self._fatal_error(exc, 'Fatal write error on socket transport')
+        self._fatal_error(exc, f'Fatal write error on {self._what()} transport')
         if self.empty_waiter is not None:
             self.empty_waiter.set_exception(exc)
         return 0
 
     def write_eof(self):
+        if self.pipe:
+            # A pipe has no half-close: asyncio's write pipe closes (after
+            # flushing what is buffered).
+            self.close()
+            return
         if self.closing or self.eof:
             return
         self.eof = True
@@ -542,7 +608,10 @@ cdef class StreamCore(IOTarget):
         if self.closing:
             return
         self.closing = True
-        self._stop_reading()
+        if not (self.pipe_writer and self.wsize):
+            # (a write pipe keeps watching for its reader's exit while it
+            # flushes: asyncio then reports BrokenPipeError to the protocol)
+            self._stop_reading()
         if self.wsize == 0:
             self.conn_lost += 1
             self._stop_writing()
@@ -552,7 +621,9 @@ cdef class StreamCore(IOTarget):
         self._force_close(None)
 
     cdef int _fatal_error(self, exc, str message) except -1:
-        if isinstance(exc, OSError):
+        # Sockets log OSErrors at debug level; pipes only EIO (a PTY whose
+        # other side closed), as asyncio does.
+        if isinstance(exc, OSError) and (not self.pipe or exc.errno == EIO):
             if self.loop.debug:
                 aio_logger.debug("%r: %s", self.transport, message, exc_info=True)
         else:
@@ -627,7 +698,12 @@ cdef class StreamCore(IOTarget):
             info.append('read=polling' if self.rh is not None else 'read=idle')
             state = 'polling' if self.wh is not None else 'idle'
             info.append(f'write=<{state}, bufsize={self.wsize}>')
+        elif self.sock is not None:
+            info.append('open')       # (the loop is closed)
         return '<{}>'.format(' '.join(info))
+
+    def _set_sock(self, sock):
+        self.sock = sock
 
     def _close_on_del(self, transport):
         # The transport is being collected while its socket is open.
@@ -798,6 +874,132 @@ def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
     loop._transports[core.fd] = transport
     loop.call_soon(protocol.connection_made, transport)
     loop.call_soon(core._add_reader_cb)
+    if waiter is not None:
+        loop.call_soon(aio_set_result_unless_cancelled, waiter, None)
+    return transport
+
+
+# ---------------------------------------------------------------------------
+# Pipe transports: the same core over read()/write()/writev()
+
+def _get_pipe(self):
+    return self._core._sock_obj()
+
+
+def _set_pipe(self, pipe):
+    # asyncio's pipe transports have a _pipe attribute that code (and
+    # CPython's tests) set to None to drop the pipe without closing it.
+    self._core._set_sock(pipe)
+
+
+class ReadPipeTransport(aio_transports.ReadTransport):
+    """The read end of a pipe, FIFO, socket, PTY or character device (an
+    asyncio.ReadTransport), as loop.connect_read_pipe() makes it."""
+
+    # A __dict__, as asyncio's pipe transports have: pipes are not on the
+    # per-request path, and code patches their methods (CPython's tests do).
+    __slots__ = ("_core", "_loop", "is_closing", "__weakref__", "__dict__")
+
+    _pipe = property(_get_pipe, _set_pipe)
+
+    def __init__(self, *args, **kwargs):
+        raise TypeError("ringloop transports are created by the event loop")
+
+    def close(self):
+        self._core.close()
+
+    def set_protocol(self, protocol):
+        self._core.set_protocol(protocol)
+
+    def get_protocol(self):
+        return self._core.get_protocol()
+
+    def is_reading(self):
+        return self._core.is_reading()
+
+    def pause_reading(self):
+        self._core.pause_reading()
+
+    def resume_reading(self):
+        self._core.resume_reading()
+
+    def __repr__(self):
+        return self._core._describe(type(self).__name__)
+
+    def __del__(self, _warn=warnings.warn):
+        try:
+            core = self._core
+        except AttributeError:
+            return
+        if core._sock_obj() is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            core._close_on_del(self)
+
+
+class WritePipeTransport(StreamTransport):
+    """The write end of a pipe, FIFO, socket, PTY or character device (an
+    asyncio.WriteTransport with flow control), as loop.connect_write_pipe()
+    makes it.  write_eof() closes it once the buffer is flushed."""
+
+    __slots__ = ("__dict__",)
+
+    _pipe = property(_get_pipe, _set_pipe)
+    _start_tls_compatible = False
+    _sendfile_compatible = aio_SendfileMode.UNSUPPORTED
+
+    # As asyncio's write pipe (a _FlowControlMixin, hence a ReadTransport
+    # by inheritance), reading is not supported.
+    def is_reading(self):
+        raise NotImplementedError
+
+    def pause_reading(self):
+        raise NotImplementedError
+
+    def resume_reading(self):
+        raise NotImplementedError
+
+
+def make_pipe_transport(CoreLoop loop, pipe, protocol, waiter=None, extra=None,
+                        bint write=False):
+    """The loop's _make_read_pipe_transport / _make_write_pipe_transport:
+    what asyncio's Unix pipe transports accept (pipes, FIFOs, sockets,
+    character devices), made non-blocking; connection_made, then watching
+    the fd, then the waiter's result are scheduled, in asyncio's order."""
+    cdef StreamCore core
+    fd = pipe.fileno()
+    mode = os.fstat(fd).st_mode
+    is_fifo = stat.S_ISFIFO(mode)
+    is_socket = stat.S_ISSOCK(mode)
+    if not (is_fifo or is_socket or stat.S_ISCHR(mode)):
+        if write:
+            raise ValueError("Pipe transport is only for pipes, sockets and character devices")
+        raise ValueError("Pipe transport is for pipes/sockets only.")
+    os.set_blocking(fd, False)
+    core = StreamCore.__new__(StreamCore)
+    core.loop = loop
+    core.sock = pipe
+    core.fd = fd
+    core.pipe = True
+    core.pipe_writer = write
+    core.context = PyContext_CopyCurrent()
+    if write:
+        transport = WritePipeTransport.__new__(WritePipeTransport)
+        transport.write = core.write
+        transport.writelines = core.writelines
+    else:
+        transport = ReadPipeTransport.__new__(ReadPipeTransport)
+    transport._core = core
+    transport._extra = dict(extra) if extra else {}
+    transport._extra['pipe'] = pipe
+    transport._loop = loop
+    transport.is_closing = core.is_closing
+    core.transport = transport
+    core._set_protocol(protocol)
+    loop.call_soon(protocol.connection_made, transport)
+    if not write or is_fifo or is_socket:
+        # A read pipe reads; a write pipe over a pipe or socket watches for
+        # the reader's exit (a character device's readability means data).
+        loop.call_soon(core._add_reader_cb)
     if waiter is not None:
         loop.call_soon(aio_set_result_unless_cancelled, waiter, None)
     return transport
