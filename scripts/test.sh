@@ -54,7 +54,8 @@ for v in $versions; do
             "$venv/bin/python" -m pytest -p no:cacheprovider -q \
             tests/test_uring_driver.py tests/test_sock.py tests/test_kinds.py \
             tests/test_callbacks.py tests/test_io.py tests/test_gc.py \
-            tests/test_transport_stream.py tests/test_transport_faults.py)
+            tests/test_transport_stream.py tests/test_transport_faults.py \
+            tests/test_pipes.py)
         rc=$?
         set -e
         summary+="Python $v: PYTHONMALLOC=debug io_uring tests exit $rc"$'\n'

@@ -255,3 +255,33 @@ def refusing_address(family=socket.AF_INET):
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         yield s.getsockname()[:2]
+
+
+# ------------------------------------------------------------- children --
+
+def child_pids():
+    """Pids of this process's children, running or zombie (from /proc)."""
+    me = os.getpid()
+    pids = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue  # gone meanwhile
+        # "pid (comm) state ppid ...": comm may hold spaces and parentheses
+        fields = stat[stat.rindex(b")") + 2:].split()
+        if int(fields[1]) == me:
+            pids.append(int(name))
+    return pids
+
+
+def assert_reaped(pid):
+    """``pid`` was this process's child and has been waited for (no zombie)."""
+    try:
+        got = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return
+    raise AssertionError(f"child {pid} not reaped: waitpid gave {got}")

@@ -1,0 +1,245 @@
+"""More signal handling: a signal that arrives while the loop is stopped (or
+before it first ran) is delivered once it runs; a second Ctrl-C while
+asyncio.run()/ringloop.run() is cleaning up interrupts that cleanup at once.
+
+add_signal_handler from a non-main thread is covered by
+test_signals_ctrlc.py::test_add_signal_handler_not_main_thread.
+"""
+
+import asyncio
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.support import ROOT_DIR, TIMEOUT, child_env, child_script, run
+
+
+# ------------------------------------------ signals while not running ----
+
+def _deliver_later(loop, run_first):
+    got = []
+    loop.add_signal_handler(signal.SIGUSR1, got.append, "usr1")
+    try:
+        if run_first:
+            run(loop, asyncio.sleep(0.01))
+        os.kill(os.getpid(), signal.SIGUSR1)
+        time.sleep(0.05)  # delivered to the process; the loop is not running
+        assert got == []
+
+        async def wait():
+            while not got:
+                await asyncio.sleep(0.005)
+            await asyncio.sleep(0.05)  # and only once
+
+        run(loop, wait(), timeout=2)
+        assert got == ["usr1"]
+        # nothing left behind to deliver once more
+        run(loop, asyncio.sleep(0.05))
+        assert got == ["usr1"]
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+
+@pytest.mark.xfail_uvloop("a signal that arrives while the loop is stopped is lost")
+def test_signal_while_stopped_delivered_on_next_run(loop):
+    _deliver_later(loop, run_first=True)
+
+
+@pytest.mark.xfail_uvloop("a signal that arrives before the loop first runs is lost")
+def test_signal_before_first_run_delivered(loop):
+    _deliver_later(loop, run_first=False)
+
+
+def test_signal_while_stopped_then_more_signals(loop):
+    # signals sent while the loop runs, over several runs with stops between
+    got = []
+    loop.add_signal_handler(signal.SIGUSR2, got.append, "usr2")
+    try:
+        run(loop, asyncio.sleep(0.01))
+
+        async def send_and_wait(n):
+            os.kill(os.getpid(), signal.SIGUSR2)
+            while len(got) < n:
+                await asyncio.sleep(0.005)
+
+        for n in (1, 2, 3):
+            run(loop, send_and_wait(n), timeout=2)
+        assert got == ["usr2"] * 3
+    finally:
+        loop.remove_signal_handler(signal.SIGUSR2)
+
+
+# ----------------------------------------- second Ctrl-C during cleanup ----
+
+SECOND_CTRLC_CHILD = r"""
+import asyncio, os, sys
+name, mode, where = sys.argv[1], sys.argv[2], sys.argv[3]
+
+async def stubborn():
+    # a task that swallows its first cancellation and then takes long
+    try:
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        print("task-cancelled", flush=True)
+        await asyncio.sleep(30)
+        print("task-cleanup-done", flush=True)
+
+async def main():
+    keep = None
+    if where == "task":
+        keep = asyncio.get_running_loop().create_task(stubborn())
+    try:
+        await asyncio.sleep(0)
+        print("ready", flush=True)
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        print("main-cancelled", flush=True)
+        if where == "main":
+            # main's own cleanup takes long
+            await asyncio.sleep(30)
+            print("main-cleanup-done", flush=True)
+        raise
+
+try:
+    if mode == "asyncio.run":
+        if name == "asyncio":
+            asyncio.run(main())
+        elif sys.version_info >= (3, 12):
+            asyncio.run(main(), loop_factory=lambda: make_loop(name))
+        else:  # 3.11: asyncio.run() is exactly this
+            with asyncio.Runner(loop_factory=lambda: make_loop(name)) as runner:
+                runner.run(main())
+    elif mode == "ringloop.run":
+        import ringloop
+        if name == "ringloop-portable":
+            os.environ["RINGLOOP_PORTABLE"] = "1"
+        ringloop.run(main())
+    else:
+        raise SystemExit("unknown mode " + mode)
+except KeyboardInterrupt:
+    print("KeyboardInterrupt", flush=True)
+    sys.exit(3)
+print("no interrupt", flush=True)
+"""
+
+
+class _Lines:
+    """Lines from a child's unbuffered stdout pipe, each bounded in time.
+
+    (select() on a buffered text stream misses lines that arrived together
+    and sit in its buffer: read the fd ourselves.)
+    """
+
+    def __init__(self, pipe):
+        self.fd = pipe.fileno()
+        self.buf = b""
+        self.eof = False
+
+    def readline(self, timeout):
+        """The next line without its newline; None on timeout, "" at EOF."""
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buf:
+            if self.eof:
+                return ""
+            with selectors.DefaultSelector() as sel:
+                sel.register(self.fd, selectors.EVENT_READ)
+                if not sel.select(max(0.0, deadline - time.monotonic())):
+                    return None
+            chunk = os.read(self.fd, 4096)
+            if not chunk:
+                self.eof = True
+            self.buf += chunk
+        line, self.buf = self.buf.split(b"\n", 1)
+        return line.decode().strip()
+
+    def rest(self):
+        """Everything after the lines read, once the child ended."""
+        data = self.buf
+        while True:
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                break
+            data += chunk
+        self.buf = b""
+        return data.decode().splitlines()
+
+
+def _second_ctrlc(loop_name, mode, where):
+    """Start the child, SIGINT it once, wait until its cleanup blocks, SIGINT
+    again; return (returncode, stdout lines, stderr, seconds the child took
+    to end after the second SIGINT)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child_script(SECOND_CTRLC_CHILD), loop_name, mode, where],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
+        env=child_env(), cwd=ROOT_DIR)
+    out = _Lines(proc.stdout)
+    lines = []
+
+    def fail(why):
+        proc.kill()
+        proc.wait()
+        pytest.fail(f"{why}\nstdout: {lines + out.rest()!r}\n"
+                    f"stderr: {proc.stderr.read().decode()}")
+
+    try:
+        line = out.readline(30)
+        if line != "ready":
+            fail("child did not get ready")
+        lines.append(line)
+        time.sleep(0.1)  # let it block in poll
+        proc.send_signal(signal.SIGINT)
+        blocked = "main-cancelled" if where == "main" else "task-cancelled"
+        while not lines or lines[-1] != blocked:
+            line = out.readline(TIMEOUT)
+            if not line:
+                fail("child did not start its cleanup")
+            lines.append(line)
+        time.sleep(0.2)  # let the cleanup block in poll
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            fail("child did not end after the second SIGINT")
+        elapsed = time.monotonic() - t0
+        lines += out.rest()
+        err = proc.stderr.read().decode()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+    return proc.returncode, lines, err, elapsed
+
+
+@pytest.mark.parametrize("where", ["main", "task"])
+def test_second_ctrlc_interrupts_asyncio_run_cleanup(loop_name, where):
+    rc, lines, err, elapsed = _second_ctrlc(loop_name, "asyncio.run", where)
+    if where == "main":
+        # main's except block is blocked; the second SIGINT raises
+        # KeyboardInterrupt out of the loop (asyncio.Runner's SIGINT handler)
+        assert lines == ["ready", "main-cancelled", "KeyboardInterrupt"], err
+    else:
+        # main ended; the runner's final task cancellation is blocked; the
+        # second SIGINT (default handler again) interrupts it
+        assert lines == ["ready", "main-cancelled", "task-cancelled", "KeyboardInterrupt"], err
+    assert rc == 3, err
+    assert elapsed < 5, f"took {elapsed:.1f} s after the second SIGINT"
+
+
+@pytest.mark.loops("ringloop-epoll", "ringloop-portable")
+@pytest.mark.parametrize("where", ["main", "task"])
+def test_second_ctrlc_interrupts_ringloop_run_cleanup(loop_name, where):
+    rc, lines, err, elapsed = _second_ctrlc(loop_name, "ringloop.run", where)
+    if where == "main":
+        assert lines == ["ready", "main-cancelled", "KeyboardInterrupt"], err
+    else:
+        assert lines == ["ready", "main-cancelled", "task-cancelled", "KeyboardInterrupt"], err
+    assert rc == 3, err
+    assert elapsed < 5, f"took {elapsed:.1f} s after the second SIGINT"
