@@ -367,7 +367,15 @@ cdef class StreamCore(IOTarget):
                     self._fatal_error(_os_error(err), f'Fatal write error on {self._what()} transport')
                     return
                 n = 0
-            self._buffer_tail(data, n)
+            if is_bytes:
+                # The queue is empty: keep the bytes object itself, its sent
+                # head skipped through woff (no copy of a large tail).
+                self.wbuf.append(data)
+                self.whead = 0
+                self.woff = n
+                self.wsize = size - n
+            else:
+                self._buffer_tail(data, n)
             self._start_writing()
         else:
             self._buffer_tail(data, 0)
