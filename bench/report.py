@@ -1,4 +1,5 @@
-"""Tables, targets and chart of the echo and HTTP results; the suite's one-page report."""
+"""Tables, targets and chart of the echo, HTTP and subprocess/pipe results; the suite's one-page
+report."""
 
 from __future__ import annotations
 
@@ -349,6 +350,109 @@ def http_markdown(doc: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------
+# Subprocesses and pipes
+# --------------------------------------------------------------------------
+
+
+def fmt_rate(value: float | None) -> str:
+    """spawns/s or MiB/s: whole numbers (these are not in the millions)."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 10 else f"{value:.1f}"
+
+
+def proc_markdown(doc: dict[str, Any]) -> str:
+    """procbench.py's table: one row per variant, one column per loop (median, and its
+    ratio to uvloop's in brackets), each ringloop kind against the best peer; then the
+    spread and runs of every cell, what each variant does, and the notes."""
+    out = ["### Subprocesses and pipes: spawns/s and pipe MiB/s (median), ratio to uvloop", ""]
+    s = doc["settings"]
+    loops: list[str] = s["loops"]  # as asked, unavailable ones included
+    benches: list[str] = s["benches"]
+    unavailable = {n: i["error"] for n, i in doc["loops"].items() if "error" in i}
+    cells = {(c["bench"], c["loop"]): c for c in doc["cells"]}
+    ours = [n for n in loops if n.startswith(OURS_PREFIX)]
+    peers = [p for p in PEERS if p in loops and p not in unavailable]
+    notes = Notes()
+
+    def median(bench: str, loop: str) -> float | None:
+        cell = cells.get((bench, loop))
+        return cell["median"] if cell else None
+
+    def cell_text(bench: str, loop: str, value: Callable[[dict[str, Any]], str]) -> str:
+        if loop in unavailable:
+            return "unavailable " + notes.ref(f"{loop}: not measured, the loop cannot be "
+                                              f"created here: {unavailable[loop]}")
+        cell = cells.get((bench, loop))
+        if cell is None:
+            return "-"
+        refs = ""
+        if cell["errors"]:
+            refs += " " + notes.ref(f"{loop}, {bench}: " + " | ".join(
+                dict.fromkeys(cell["errors"])))
+        if cell.get("partial"):
+            refs += " " + notes.ref(f"{loop}, {bench}: {cell['partial']} of {cell['counted']} "
+                                    f"runs reached --time-limit ({s['time_limit']:g} s) "
+                                    "before the end of their work; the rate of what they "
+                                    "did counts")
+        if cell.get("unsupported") and not cell["counted"]:
+            # One note per message: the same missing API on every row and kind.
+            return "unsupported " + notes.ref(f"unsupported: {cell['unsupported']}") + refs
+        if not cell["counted"]:
+            return "failed" + refs
+        return value(cell) + refs
+
+    uv = "uvloop" in loops
+    best_cols = len(peers) > 1 and bool(ours)
+    header = ["benchmark", "unit"] + loops
+    if best_cols:
+        header += [f"{o} vs best({','.join(peers)})" for o in ours]
+    rows = []
+    for bench in benches:
+        unit = next((c["unit"] for c in doc["cells"] if c["bench"] == bench), "")
+        row = [bench, unit]
+        for name in loops:
+            def value(cell: dict[str, Any], name: str = name, bench: str = bench) -> str:
+                text = fmt_rate(cell["median"])
+                if uv and name != "uvloop":
+                    r = fmt_ratio(cell["median"], median(bench, "uvloop"))
+                    if r != "-":
+                        text += f" ({r})"
+                return text
+            row.append(cell_text(bench, name, value))
+        if best_cols:
+            known = [v for p in peers if (v := median(bench, p))]
+            best = max(known) if known else None
+            row += [fmt_ratio(median(bench, o), best) for o in ours]
+        rows.append(row)
+    out += md_table(header, rows)
+
+    rows = [[bench] + [cell_text(bench, n, lambda c: (
+        f"{fmt_pct(c['spread'])} {c['counted']}/{c['runs']}")) for n in loops]
+        for bench in benches]
+    out += ["", "Spread ((max-min)/median) and runs counted/made:", ""]
+    out += md_table(["benchmark"] + loops, rows)
+
+    variants = s.get("variants", {})
+    out += [""] + [f"- `{b}`: {variants[b]['what']}" for b in benches if b in variants]
+    cpu = (f"pinned to CPU {s['cpu']} (the spawned children inherit it)" if s["cpu"] >= 0
+           else "not pinned")
+    child = (f"the pipe rows' child (wc, dd) moved to CPU {s['child_cpu']}"
+             if s["child_cpu"] >= 0 else "the pipe rows' child not pinned")
+    out += ["", (f"Each cell: the median of {s['reps']} interleaved runs, each a fresh "
+            f"process with a fresh loop, {cpu}; {child}. A spawn run: "
+            f"{s['spawn_warmup']} unmeasured subprocesses, then {s['spawns']} timed. A pipe "
+            f"run: {s['warmup_mib']} MiB unmeasured, then {s['mib']} MiB timed, through the "
+            "kernel's default pipe size, the writer awaiting the drain whenever the transport "
+            "calls pause_writing(). Ratios are ratios of medians (uvloop = 1.00x; above: "
+            "faster); a ratio closer to 1.00x than the spread of its cells is not a result. "
+            "`unsupported`: the loop raised NotImplementedError for an API the variant needs.")]
+    if notes.texts:
+        out += [""] + notes.lines()
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------
 # Targets
 # --------------------------------------------------------------------------
 
@@ -575,21 +679,28 @@ def main(argv: Sequence[str]) -> int:
                         help="echo.py's JSON (default: the newest bench/results/echo-*.json)")
     parser.add_argument("--http", default=None, metavar="PATH",
                         help="httpbench.py's JSON (default: the newest bench/results/http-*.json)")
+    parser.add_argument("--proc", default=None, metavar="PATH",
+                        help="procbench.py's JSON (default: the newest "
+                             "bench/results/proc-*.json)")
     parser.add_argument("--out", default=None, metavar="PREFIX",
                         help="write PREFIX.md and PREFIX.png (default "
                              "bench/results/suite-<time>)")
     args = parser.parse_args(argv)
     echo_path = Path(args.echo) if args.echo else newest("echo-*.json")
     http_path = Path(args.http) if args.http else newest("http-*.json")
+    proc_path = Path(args.proc) if args.proc else newest("proc-*.json")
     echo, http = load(echo_path, "echo"), load(http_path, "HTTP")
-    if echo is None and http is None:
-        print("report.py: no echo or HTTP results to report on", file=sys.stderr)
+    proc = load(proc_path, "subprocess and pipe")
+    if echo is None and http is None and proc is None:
+        print("report.py: no echo, HTTP or subprocess/pipe results to report on",
+              file=sys.stderr)
         return 1
     prefix = Path(args.out) if args.out else RESULTS / f"suite-{stamp()}"
     png = prefix.with_name(prefix.name + ".png")
     why_not = chart(png, echo=echo, http=http)
     sections = ["## ringloop benchmark suite", ""]
-    sources = ([f"echo: {echo_path}"] if echo else []) + ([f"HTTP: {http_path}"] if http else [])
+    sources = (([f"echo: {echo_path}"] if echo else []) + ([f"HTTP: {http_path}"] if http else [])
+               + ([f"subprocesses and pipes: {proc_path}"] if proc else []))
     sections.append("Results from " + "; ".join(sources) + ".")
     if why_not:
         sections.append(f"No chart: {why_not}.")
@@ -601,6 +712,8 @@ def main(argv: Sequence[str]) -> int:
         body.append(echo_markdown(echo)[0])
     if http:
         body.append(http_markdown(http))
+    if proc and proc.get("cells") is not None:
+        body.append(proc_markdown(proc))
     tm = targets_markdown(echo=echo, http=http)
     if tm:
         body.append(tm)

@@ -5,23 +5,25 @@
 #   micro   bench/micro.py       loop primitives, ops/s
 #   echo    bench/echo.py        TCP echo: protocol/streams/sock x sizes x conns, + C server
 #   http    bench/httpbench.py   HTTP/1.1 keep-alive (httptools) under wrk
-#   report  bench/report.py      one markdown page and one PNG chart of echo + http
-# Arguments go to micro.py until a literal --echo, --http or --micro switches
-# to that step's script, e.g.
+#   proc    bench/procbench.py   subprocess spawns/s and pipe transport MiB/s
+#   report  bench/report.py      one markdown page (echo + http + proc) and one PNG chart
+# Arguments go to micro.py until a literal --echo, --http, --proc or --micro
+# switches to that step's script, e.g.
 #   bench/run.sh --reps 3 --bench call_soon,future --loops uvloop,ringloop
 #   bench/run.sh --loops uvloop,ringloop --echo --loops uvloop,ringloop --http --loops uvloop,ringloop
 #   RINGLOOP_BENCH_STEPS="echo report" bench/run.sh --echo --quick
+#   RINGLOOP_BENCH_STEPS="proc report" bench/run.sh --proc --quick
 # Environment:
 #   RINGLOOP_BENCH_VENV    venv path (default: <repo>/.venv-bench)
 #   RINGLOOP_BENCH_PYTHON  interpreter to build the venv with (default: pyenv's 3.11)
 #   RINGLOOP_BENCH_SKIP_INSTALL=1  reuse the venv as it is (no rebuild of ringloop)
-#   RINGLOOP_BENCH_STEPS   which steps, in order (default: "micro echo http report")
+#   RINGLOOP_BENCH_STEPS   which steps, in order (default: "micro echo http proc report")
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/.." && pwd)"
 venv="${RINGLOOP_BENCH_VENV:-$root/.venv-bench}"
-steps="${RINGLOOP_BENCH_STEPS:-micro echo http report}"
+steps="${RINGLOOP_BENCH_STEPS:-micro echo http proc report}"
 
 say() { printf '[bench/run.sh] %s\n' "$*" >&2; }
 
@@ -96,15 +98,17 @@ fi
 micro_args=()
 echo_args=()
 http_args=()
+proc_args=()
 target="micro"
 for arg in "$@"; do
     case "$arg" in
-        --micro|--echo|--http) target="${arg#--}"; continue ;;
+        --micro|--echo|--http|--proc) target="${arg#--}"; continue ;;
     esac
     case "$target" in
         micro) micro_args+=("$arg") ;;
         echo) echo_args+=("$arg") ;;
         http) http_args+=("$arg") ;;
+        proc) proc_args+=("$arg") ;;
     esac
 done
 
@@ -113,6 +117,7 @@ stamp="$(date +%Y%m%d-%H%M%S)"
 results="$here/results"
 echo_json="$results/echo-$stamp.json"
 http_json="$results/http-$stamp.json"
+proc_json="$results/proc-$stamp.json"
 
 # Each step runs even if the one before failed; the exit status is the
 # last failure's.
@@ -136,12 +141,19 @@ for step in $steps; do
             "$venv/bin/python" "$here/httpbench.py" --json "$http_json" \
                 ${http_args[@]+"${http_args[@]}"} || status=$?
             ;;
+        proc)
+            # Spawns /bin/true and /bin/echo; the pipe rows run wc and dd (coreutils).
+            say "running bench/procbench.py ${proc_args[*]+"${proc_args[*]}"}"
+            "$venv/bin/python" "$here/procbench.py" --json "$proc_json" \
+                ${proc_args[@]+"${proc_args[@]}"} || status=$?
+            ;;
         report)
             report_args=()
             [ -f "$echo_json" ] && report_args+=(--echo "$echo_json")
             [ -f "$http_json" ] && report_args+=(--http "$http_json")
+            [ -f "$proc_json" ] && report_args+=(--proc "$proc_json")
             if [ ${#report_args[@]} -eq 0 ]; then
-                say "report: no echo or http results from this run (a --json of your own? run bench/report.py --echo PATH --http PATH)"
+                say "report: no echo, http or proc results from this run (a --json of your own? run bench/report.py --echo PATH --http PATH --proc PATH)"
             else
                 say "running bench/report.py ${report_args[*]}"
                 "$venv/bin/python" "$here/report.py" "${report_args[@]}" \
@@ -149,7 +161,7 @@ for step in $steps; do
             fi
             ;;
         *)
-            say "unknown step '$step' in RINGLOOP_BENCH_STEPS (known: micro echo http report)"
+            say "unknown step '$step' in RINGLOOP_BENCH_STEPS (known: micro echo http proc report)"
             status=2
             ;;
     esac
