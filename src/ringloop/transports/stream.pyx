@@ -726,40 +726,14 @@ cdef class StreamCore(IOTarget):
         return f"<StreamCore fd={self.fd}>"
 
 
-class StreamTransport(aio_transports._FlowControlMixin):
-    """A TCP or Unix stream transport (an asyncio.Transport)."""
+class _CoreFront:
+    """What every public transport over a StreamCore forwards to it: the
+    BaseTransport and ReadTransport methods, repr, and the unclosed warning."""
 
-    # write, writelines and is_closing (which StreamWriter.drain() calls on
-    # every drain) are instance slots holding the core's bound methods.
-    __slots__ = ("_core", "write", "writelines", "is_closing", "__weakref__")
-
-    _start_tls_compatible = True
-    _sendfile_compatible = aio_SendfileMode.TRY_NATIVE
+    __slots__ = ()
 
     def __init__(self, *args, **kwargs):
         raise TypeError("ringloop transports are created by the event loop")
-
-    # -- what asyncio's own code reads on transports -------------------
-
-    @property
-    def _protocol_paused(self):
-        return self._core.protocol_paused
-
-    @property
-    def _high_water(self):
-        return self._core.high_water
-
-    @property
-    def _low_water(self):
-        return self._core.low_water
-
-    @property
-    def _sock(self):
-        return self._core._sock_obj()
-
-    @property
-    def _sock_fd(self):
-        return self._core._fd()
 
     # -- BaseTransport ---------------------------------------------------
 
@@ -782,6 +756,51 @@ class StreamTransport(aio_transports._FlowControlMixin):
 
     def resume_reading(self):
         self._core.resume_reading()
+
+    def __repr__(self):
+        return self._core._describe(type(self).__name__)
+
+    def __del__(self, _warn=warnings.warn):
+        try:
+            core = self._core
+        except AttributeError:
+            return
+        if core._sock_obj() is not None:
+            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
+            core._close_on_del(self)
+
+
+class StreamTransport(_CoreFront, aio_transports._FlowControlMixin):
+    """A TCP or Unix stream transport (an asyncio.Transport)."""
+
+    # write, writelines and is_closing (which StreamWriter.drain() calls on
+    # every drain) are instance slots holding the core's bound methods.
+    __slots__ = ("_core", "write", "writelines", "is_closing", "__weakref__")
+
+    _start_tls_compatible = True
+    _sendfile_compatible = aio_SendfileMode.TRY_NATIVE
+
+    # -- what asyncio's own code reads on transports -------------------
+
+    @property
+    def _protocol_paused(self):
+        return self._core.protocol_paused
+
+    @property
+    def _high_water(self):
+        return self._core.high_water
+
+    @property
+    def _low_water(self):
+        return self._core.low_water
+
+    @property
+    def _sock(self):
+        return self._core._sock_obj()
+
+    @property
+    def _sock_fd(self):
+        return self._core._fd()
 
     # -- WriteTransport ----------------------------------------------------
 
@@ -819,17 +838,6 @@ class StreamTransport(aio_transports._FlowControlMixin):
     def _reset_empty_waiter(self):
         self._core.empty_waiter = None
 
-    def __repr__(self):
-        return self._core._describe(type(self).__name__)
-
-    def __del__(self, _warn=warnings.warn):
-        try:
-            core = self._core
-        except AttributeError:
-            return
-        if core._sock_obj() is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            core._close_on_del(self)
 
 
 
@@ -900,7 +908,7 @@ def _set_pipe(self, pipe):
     self._core._set_sock(pipe)
 
 
-class ReadPipeTransport(aio_transports.ReadTransport):
+class ReadPipeTransport(_CoreFront, aio_transports.ReadTransport):
     """The read end of a pipe, FIFO, socket, PTY or character device (an
     asyncio.ReadTransport), as loop.connect_read_pipe() makes it."""
 
@@ -909,39 +917,6 @@ class ReadPipeTransport(aio_transports.ReadTransport):
     __slots__ = ("_core", "_loop", "is_closing", "__weakref__", "__dict__")
 
     _pipe = property(_get_pipe, _set_pipe)
-
-    def __init__(self, *args, **kwargs):
-        raise TypeError("ringloop transports are created by the event loop")
-
-    def close(self):
-        self._core.close()
-
-    def set_protocol(self, protocol):
-        self._core.set_protocol(protocol)
-
-    def get_protocol(self):
-        return self._core.get_protocol()
-
-    def is_reading(self):
-        return self._core.is_reading()
-
-    def pause_reading(self):
-        self._core.pause_reading()
-
-    def resume_reading(self):
-        self._core.resume_reading()
-
-    def __repr__(self):
-        return self._core._describe(type(self).__name__)
-
-    def __del__(self, _warn=warnings.warn):
-        try:
-            core = self._core
-        except AttributeError:
-            return
-        if core._sock_obj() is not None:
-            _warn(f"unclosed transport {self!r}", ResourceWarning, source=self)
-            core._close_on_del(self)
 
 
 class WritePipeTransport(StreamTransport):
