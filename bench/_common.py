@@ -131,6 +131,24 @@ def resolve_loops(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
         parser.error(f"unknown loop(s) {unknown}; known: {list(LOOPS)} (or use --add-loop)")
 
 
+def add_cpu_option(parser: argparse.ArgumentParser, flag: str, default: int, pinned: str) -> None:
+    """An option naming one CPU, -1 for none; `pinned` says what goes there ("CPU " +
+    `pinned`, e.g. "the server is pinned to")."""
+    parser.add_argument(flag, type=int, default=default,
+                        help=f"CPU {pinned}; -1: no pinning (default {default})")
+
+
+def add_output_options(parser: argparse.ArgumentParser, kind: str, json_note: str = "",
+                       tables: str = "table") -> None:
+    """--json PATH (default bench/results/<kind>-<time>.json, as write_outputs() is given)
+    and --markdown PATH (the markdown `tables` written there too)."""
+    parser.add_argument("--json", default=None, metavar="PATH",
+                        help=f"JSON results path (default bench/results/{kind}-<time>.json)"
+                             + json_note)
+    parser.add_argument("--markdown", default=None, metavar="PATH",
+                        help=f"also write the markdown {tables} to PATH")
+
+
 T = TypeVar("T")
 
 

@@ -24,7 +24,9 @@ from typing import IO, Any
 from _common import (
     HERE,
     LOOPS,
+    add_cpu_option,
     add_loop_arguments,
+    add_output_options,
     environment,
     fmt_ops,
     load_factory,
@@ -823,10 +825,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--stall", type=float, default=1.0,
                         help="a connection without an answer this long at the end has stalled "
                              "and the run fails (default 1 s)")
-    parser.add_argument("--server-cpu", type=int, default=0,
-                        help="CPU the server is pinned to; -1: no pinning (default 0)")
-    parser.add_argument("--client-cpu", type=int, default=1,
-                        help="CPU the load generator is pinned to; -1: no pinning (default 1)")
+    add_cpu_option(parser, "--server-cpu", 0, "the server is pinned to")
+    add_cpu_option(parser, "--client-cpu", 1, "the load generator is pinned to")
     parser.add_argument("--syscalls", action="store_true",
                         help="after the timed runs, one run per cell with perf stat counting "
                              "the server's system calls per request at full speed (needs perf "
@@ -834,11 +834,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--strace", action="store_true",
                         help="after the timed runs, one run per cell under strace -c -f: "
                              "system calls per request, server slowed down (needs strace)")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="JSON results path (default bench/results/echo-<time>.json); the "
-                             "markdown and the chart go next to it (.md, .png)")
-    parser.add_argument("--markdown", default=None, metavar="PATH",
-                        help="also write the markdown tables to PATH")
+    add_output_options(parser, "echo", tables="tables",
+                       json_note="; the markdown and the chart go next to it (.md, .png)")
     parser.add_argument("--chart", default=None, metavar="PATH",
                         help="chart path (default: the JSON path with .png)")
     parser.add_argument("--no-chart", action="store_true", help="draw no chart")

@@ -14,14 +14,16 @@ import subprocess
 import sys
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from _common import (
     LOOPS,
     WORKER_SLACK_S,
+    add_cpu_option,
     add_loop_arguments,
+    add_output_options,
     environment,
     load_factory,
     median_or_none,
@@ -36,6 +38,7 @@ from _common import (
 )
 
 perf_counter = time.perf_counter
+P = TypeVar("P", bound=asyncio.BaseProtocol)
 
 KiB, MiB = 1024, 1024 * 1024
 
@@ -179,6 +182,11 @@ async def settled(fut: asyncio.Future[Exception | None], what: str,
         raise exc
 
 
+def pipe_bytes(job: dict[str, Any]) -> tuple[int, int]:
+    """A pipe run's (warm-up bytes, measured bytes)."""
+    return int(job["warmup_mib"]) * MiB, int(job["mib"]) * MiB
+
+
 def pipe_size(fd: int) -> int | None:
     try:
         return fcntl.fcntl(fd, fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
@@ -238,7 +246,7 @@ async def run_pipe(loop: asyncio.AbstractEventLoop, spec: dict[str, Any],
                    job: dict[str, Any]) -> dict[str, Any]:
     """Both ends in this loop: warm-up bytes, then `mib` MiB, then EOF."""
     chunk = bytes(spec["chunk"])
-    warm, total = int(job["warmup_mib"]) * MiB, int(job["mib"]) * MiB
+    warm, total = pipe_bytes(job)
     rfd, wfd = os.pipe()
     size = pipe_size(rfd)
     # Blocking calls in these coroutines (open, Popen) come before the clock starts.
@@ -266,29 +274,63 @@ async def run_pipe(loop: asyncio.AbstractEventLoop, spec: dict[str, Any],
             "pipe_size": size}
 
 
+@contextlib.asynccontextmanager
+async def pipe_with_child(loop: asyncio.AbstractEventLoop, *, loop_writes: bool,
+                          protocol_factory: Callable[[], P], argv: list[str],
+                          child_cpu: int | None
+                          ) -> AsyncIterator[tuple[Any, P, subprocess.Popen[bytes], int | None]]:
+    """An os.pipe() between this loop and a child: yields (the loop's transport, its
+    protocol, the child, the pipe's size).
+
+    `loop_writes`: the loop has the write end (connect_write_pipe) and the child `argv`
+    reads the pipe as its stdin, its stdout piped; otherwise the loop reads
+    (connect_read_pipe) what the child writes as its stdout, stdin /dev/null. Its
+    stderr is piped. The transport comes first: a loop without pipes says so with no
+    child to clean up. The child is moved to `child_cpu`. On exit the transport is
+    closed and a child still running killed and reaped.
+    """
+    rfd, wfd = os.pipe()
+    size = pipe_size(rfd)
+    ours, theirs = (wfd, rfd) if loop_writes else (rfd, wfd)
+    # Blocking calls here (open, Popen) come before the caller starts its clock.
+    mode = "wb" if loop_writes else "rb"
+    pipe = open(ours, mode, buffering=0)  # noqa: SIM115, ASYNC230 - the transport closes it
+    connect = loop.connect_write_pipe if loop_writes else loop.connect_read_pipe
+    stdio = ({"stdin": theirs, "stdout": subprocess.PIPE} if loop_writes
+             else {"stdin": subprocess.DEVNULL, "stdout": theirs})
+    child: subprocess.Popen[bytes] | None = None
+    transport = None
+    try:
+        try:
+            transport, protocol = await connect(protocol_factory, pipe)
+        except BaseException:
+            pipe.close()
+            raise
+        child = subprocess.Popen(  # noqa: ASYNC220 - before the clock, not the loop's spawn
+            argv, stderr=subprocess.PIPE, **stdio)
+        place_child(child.pid, child_cpu)
+        os.close(theirs)
+        theirs = -1
+        yield transport, protocol, child, size
+    finally:
+        if theirs >= 0:
+            os.close(theirs)
+        if transport is not None:
+            transport.close()
+        if child is not None and child.poll() is None:
+            child.kill()
+            child.wait()
+
+
 async def run_to_child(loop: asyncio.AbstractEventLoop, spec: dict[str, Any],
                        job: dict[str, Any]) -> dict[str, Any]:
     """The loop writes into a pipe `wc -c` reads (on --child-cpu); the clock runs from the
     end of the warm-up to the write transport's connection_lost (all bytes in the pipe)."""
     chunk = bytes(spec["chunk"])
-    warm, total = int(job["warmup_mib"]) * MiB, int(job["mib"]) * MiB
-    rfd, wfd = os.pipe()
-    size = pipe_size(rfd)
-    wfile = open(wfd, "wb", buffering=0)  # noqa: SIM115, ASYNC230 - the transport closes it
-    child: subprocess.Popen[bytes] | None = None
-    wtransport = None
-    try:
-        try:
-            # Before the child: a loop without pipes says so with no child to clean up.
-            wtransport, sender = await loop.connect_write_pipe(lambda: Sender(loop), wfile)
-        except BaseException:
-            wfile.close()
-            raise
-        child = subprocess.Popen(  # noqa: ASYNC220 - before the clock, not the loop's spawn
-            [job["wc"], "-c"], stdin=rfd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        place_child(child.pid, job.get("child_cpu"))
-        os.close(rfd)
-        rfd = -1
+    warm, total = pipe_bytes(job)
+    async with pipe_with_child(loop, loop_writes=True, protocol_factory=lambda: Sender(loop),
+                               argv=[job["wc"], "-c"], child_cpu=job.get("child_cpu")
+                               ) as (wtransport, sender, child, size):
         deadline = perf_counter() + float(job["time_limit"])
         sent = await send(sender, wtransport, chunk, warm, deadline)
         t0 = perf_counter()
@@ -301,14 +343,6 @@ async def run_to_child(loop: asyncio.AbstractEventLoop, spec: dict[str, Any],
             raise RuntimeError(f"the warm-up took all of --time-limit {job['time_limit']} s")
         sent += measured
         out, err = child.communicate(timeout=10.0)  # the last <= 64 KiB; not timed
-    finally:
-        if rfd >= 0:
-            os.close(rfd)
-        if wtransport is not None:
-            wtransport.close()
-        if child is not None and child.poll() is None:
-            child.kill()
-            child.wait()
     if child.returncode != 0 or out.split()[:1] != [str(sent).encode()]:
         raise RuntimeError(f"wc -c read {out.decode(errors='replace').strip() or '?'} bytes of "
                            f"{sent} (status {child.returncode}, {err.decode(errors='replace')!r})")
@@ -321,39 +355,18 @@ async def run_from_child(loop: asyncio.AbstractEventLoop, spec: dict[str, Any],
     """`dd if=/dev/zero bs=64K` (on --child-cpu) writes into a pipe the loop reads; the
     clock runs from the end of the warm-up bytes to EOF."""
     chunk = int(spec["chunk"])
-    warm, total = int(job["warmup_mib"]) * MiB, int(job["mib"]) * MiB
-    rfd, wfd = os.pipe()
-    size = pipe_size(rfd)
-    rfile = open(rfd, "rb", buffering=0)  # noqa: SIM115, ASYNC230 - the transport closes it
-    child: subprocess.Popen[bytes] | None = None
-    rtransport = None
-    try:
-        try:
-            rtransport, receiver = await loop.connect_read_pipe(lambda: Receiver(loop, warm),
-                                                                rfile)
-        except BaseException:
-            rfile.close()
-            raise
-        child = subprocess.Popen(  # noqa: ASYNC220 - before the clock, not the loop's spawn
-            [job["dd"], "if=/dev/zero", f"bs={chunk}", f"count={(warm + total) // chunk}",
-             "status=none"], stdin=subprocess.DEVNULL, stdout=wfd, stderr=subprocess.PIPE)
-        place_child(child.pid, job.get("child_cpu"))
-        os.close(wfd)
-        wfd = -1
+    warm, total = pipe_bytes(job)
+    argv = [job["dd"], "if=/dev/zero", f"bs={chunk}", f"count={(warm + total) // chunk}",
+            "status=none"]
+    async with pipe_with_child(loop, loop_writes=False,
+                               protocol_factory=lambda: Receiver(loop, warm), argv=argv,
+                               child_cpu=job.get("child_cpu")) as (_, receiver, child, size):
         done, _ = await asyncio.wait([receiver.done], timeout=float(job["time_limit"]))
         partial = not done
         if partial:
             child.kill()  # bounded: EOF follows, what arrived is timed
         await settled(receiver.done, "EOF on the read end after dd ended")
         _, err = child.communicate(timeout=10.0)
-    finally:
-        if wfd >= 0:
-            os.close(wfd)
-        if rtransport is not None:
-            rtransport.close()
-        if child is not None and child.poll() is None:
-            child.kill()
-            child.wait()
     if not partial and (child.returncode != 0 or receiver.n != warm + total):
         raise RuntimeError(f"read {receiver.n} bytes of {warm + total} (dd status "
                            f"{child.returncode}, {err.decode(errors='replace')!r})")
@@ -473,16 +486,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
                         help="seconds a run's work (warm-up included) may take; past it the "
                              "run stops and the rate of what it measured counts, marked "
                              "partial (default 10)")
-    parser.add_argument("--cpu", type=int, default=0,
-                        help="CPU the loop's process is pinned to (the spawned children "
-                             "inherit it); -1: no pinning (default 0)")
-    parser.add_argument("--child-cpu", type=int, default=1,
-                        help="CPU the pipe rows' child (wc, dd) is moved to; -1: no pinning "
-                             "(default 1)")
-    parser.add_argument("--json", default=None, metavar="PATH",
-                        help="JSON results path (default bench/results/proc-<time>.json)")
-    parser.add_argument("--markdown", default=None, metavar="PATH",
-                        help="also write the markdown table there")
+    add_cpu_option(parser, "--cpu", 0, "the loop's process is pinned to (the spawned "
+                   "children inherit it)")
+    add_cpu_option(parser, "--child-cpu", 1, "the pipe rows' child (wc, dd) is moved to")
+    add_output_options(parser, "proc")
     if "--quick" in argv:
         parser.set_defaults(**QUICK)
     args = parser.parse_args(argv)

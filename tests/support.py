@@ -8,6 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT_DIR = os.path.dirname(TESTS_DIR)
 
@@ -124,6 +126,48 @@ def child_script(body):
     return prelude + textwrap.dedent(body)
 
 
+@contextlib.contextmanager
+def child_process(body, *args, **popen_kwargs):
+    """A child Python running ``body`` (see child_script; ``args`` are its
+    sys.argv[1:]) with stdout and stderr piped, as a Popen.
+
+    On exit it is killed if still running, reaped, and its pipes closed.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-c", child_script(body), *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env=child_env(), cwd=ROOT_DIR, **popen_kwargs)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()
+
+
+def run_in_child_with_ringloop_run(main, loop_name):
+    """For child scripts: ringloop.run(main) on the kind of loop ``loop_name``
+    names (RINGLOOP_PORTABLE=1 for "ringloop-portable")."""
+    import ringloop
+
+    if loop_name == "ringloop-portable":
+        os.environ["RINGLOOP_PORTABLE"] = "1"
+    return ringloop.run(main)
+
+
+def report_keyboard_interrupt(fn):
+    """For child scripts: call ``fn()``; print "KeyboardInterrupt" and exit
+    with status 3 if it raised KeyboardInterrupt, else print "no interrupt"."""
+    try:
+        fn()
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", flush=True)
+        sys.exit(3)
+    print("no interrupt", flush=True)
+
+
 def run_child(body, *, args=(), env=None, timeout=30, python_args=()):
     """Run ``body`` (python source; ``make_loop(name)`` is in scope) in a child."""
     proc = subprocess.run(
@@ -222,6 +266,72 @@ class Recorder(asyncio.Protocol):
             self._waiters.append((n, fut))
             await fut
         return bytes(self.data)
+
+
+class FlowRecorder(Recorder):
+    """A Recorder that also records the write buffer size seen in each
+    flow-control call: ``sizes`` is a list of ("pause" | "resume", size)."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def pause_writing(self):
+        super().pause_writing()
+        self.sizes.append(("pause", self.transport.get_write_buffer_size()))
+
+    def resume_writing(self):
+        super().resume_writing()
+        self.sizes.append(("resume", self.transport.get_write_buffer_size()))
+
+
+def no_flow(events):
+    """``events`` (a Recorder's) without pause_writing/resume_writing."""
+    return [e for e in events if e not in ("pause_writing", "resume_writing")]
+
+
+def check_write_buffer_limit_rules(tr):
+    """How set_write_buffer_limits() derives the missing limit (low = high / 4,
+    high = 4 * low), takes zeros, and rejects high < low (asyncio's rules for
+    every write transport).  Leaves the limits at (0, 0)."""
+    tr.set_write_buffer_limits(high=1000)
+    assert tr.get_write_buffer_limits() == (250, 1000)
+    tr.set_write_buffer_limits(low=100)
+    assert tr.get_write_buffer_limits() == (100, 400)
+    tr.set_write_buffer_limits(high=300, low=200)
+    assert tr.get_write_buffer_limits() == (200, 300)
+    tr.set_write_buffer_limits(high=0, low=0)
+    assert tr.get_write_buffer_limits() == (0, 0)
+    with pytest.raises(ValueError, match=r"high \(1\) must be >= low \(2\) must be >= 0"):
+        tr.set_write_buffer_limits(high=1, low=2)
+
+
+async def check_pause_resume_reading(tr, proto, send, send_eof):
+    """pause_reading()/resume_reading() on a read transport fresh from its
+    connection (``proto`` a Recorder): while paused neither data nor EOF
+    reach the protocol, resuming delivers them, and a second pause or
+    resume is a no-op.
+
+    ``send(data)`` writes to the other end, ``send_eof()`` ends it.  Returns
+    once reading resumed after the EOF was sent: the caller waits for the end.
+    """
+    assert tr.is_reading()
+    tr.pause_reading()
+    assert not tr.is_reading()
+    tr.pause_reading()  # again: no-op
+    send(b"held back")
+    await asyncio.sleep(0.05)
+    assert proto.data == b""
+    tr.resume_reading()
+    assert tr.is_reading()
+    tr.resume_reading()  # again: no-op
+    assert await proto.received(9) == b"held back"
+    # EOF is held back too while paused
+    tr.pause_reading()
+    send_eof()
+    await asyncio.sleep(0.05)
+    assert not proto.eof.done() and not proto.lost.done()
+    tr.resume_reading()
 
 
 async def close_transport(transport, protocol=None, timeout=TIMEOUT):

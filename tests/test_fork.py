@@ -83,32 +83,34 @@ def _kill_and_reap(pid):
     os.waitpid(pid, 0)
 
 
+def _exit_status(pid, r, started, timeout):
+    """The child's wait status if it has exited (it is reaped then), else None.
+
+    Past ``timeout`` seconds from ``started`` (time.monotonic()) the child is
+    killed and reaped, the report pipe ``r`` closed, and the test fails.
+    """
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+        return status
+    if time.monotonic() - started > timeout:
+        _kill_and_reap(pid)
+        os.close(r)
+        pytest.fail(f"child {pid} did not exit within {timeout} s")
+    return None
+
+
 def wait_child(pid, r, timeout=TIMEOUT):
     """Reap the child (blocking; bounded) and return its report."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            _kill_and_reap(pid)
-            os.close(r)
-            pytest.fail(f"child {pid} did not exit within {timeout} s")
+    started = time.monotonic()
+    while (status := _exit_status(pid, r, started, timeout)) is None:
         time.sleep(0.005)
     return _collect(pid, r, status)
 
 
 async def wait_child_async(pid, r, timeout=TIMEOUT):
     """Reap the child while the loop keeps running; return its report."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            _kill_and_reap(pid)
-            os.close(r)
-            pytest.fail(f"child {pid} did not exit within {timeout} s")
+    started = time.monotonic()
+    while (status := _exit_status(pid, r, started, timeout)) is None:
         await asyncio.sleep(0.005)
     return _collect(pid, r, status)
 

@@ -21,7 +21,8 @@ import tty
 
 import pytest
 
-from tests.support import TIMEOUT, Recorder, run
+from tests.support import (TIMEOUT, FlowRecorder, Recorder, check_pause_resume_reading,
+                           check_write_buffer_limit_rules, no_flow, run)
 
 MiB = 1024 * 1024
 
@@ -51,19 +52,55 @@ async def pipe_files(read_opener=None, write_opener=None):
         yield files[0], files[1]
 
 
-def fd_identity(fd):
+def fd_identity(f):
+    """(fd, (st_dev, st_ino)) of the open file object ``f``, for assert_fd_closed."""
+    fd = f.fileno()
     st = os.fstat(fd)
-    return st.st_dev, st.st_ino
+    return fd, (st.st_dev, st.st_ino)
 
 
-def assert_fd_closed(fd, identity):
-    """``fd`` no longer refers to the file it referred to (it may be reused)."""
+def assert_fd_closed(identity):
+    """The fd of ``identity`` (from fd_identity) no longer refers to the file it
+    referred to (the number may have been reused)."""
+    fd, file_id = identity
     try:
         st = os.fstat(fd)
     except OSError as exc:
         assert exc.errno == errno.EBADF
         return
-    assert (st.st_dev, st.st_ino) != identity, f"fd {fd} still open"
+    assert (st.st_dev, st.st_ino) != file_id, f"fd {fd} still open"
+
+
+async def drive_fd(fd, step, *, writable):
+    """Call ``step()`` whenever ``fd`` is ready (via add_reader, or add_writer
+    if ``writable``) until it returns true; return then.
+
+    ``fd`` is made non-blocking.  BlockingIOError/InterruptedError from
+    ``step()`` mean "not yet"; any other OSError is raised here.
+    """
+    loop = asyncio.get_running_loop()
+    os.set_blocking(fd, False)
+    done = loop.create_future()
+
+    def ready():
+        try:
+            finished = step()
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if finished and not done.done():
+            done.set_result(None)
+
+    add, remove = ((loop.add_writer, loop.remove_writer) if writable
+                   else (loop.add_reader, loop.remove_reader))
+    add(fd, ready)
+    try:
+        await done
+    finally:
+        remove(fd)
 
 
 async def read_fd_to_eof(fd, limit=None):
@@ -71,63 +108,29 @@ async def read_fd_to_eof(fd, limit=None):
 
     ``limit``: stop once that many bytes arrived.
     """
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
     data = bytearray()
-    done = loop.create_future()
 
-    def ready():
-        try:
-            chunk = os.read(fd, 1 << 20)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            if not done.done():
-                done.set_exception(exc)
-            return
-        if not chunk:
-            if not done.done():
-                done.set_result(None)
-            return
+    def read_some():
+        chunk = os.read(fd, 1 << 20)
         data.extend(chunk)
-        if limit is not None and len(data) >= limit and not done.done():
-            done.set_result(None)
+        return not chunk or (limit is not None and len(data) >= limit)
 
-    loop.add_reader(fd, ready)
-    try:
-        await done
-    finally:
-        loop.remove_reader(fd)
+    await drive_fd(fd, read_some, writable=False)
     return bytes(data)
 
 
 async def write_fd_all(fd, data):
     """Write all of ``data`` to the non-blocking ``fd`` (via add_writer)."""
-    loop = asyncio.get_running_loop()
-    os.set_blocking(fd, False)
     view = memoryview(data)
-    done = loop.create_future()
 
-    def ready():
+    def write_some():
         nonlocal view
-        try:
-            while view:
-                n = os.write(fd, view[:1 << 20])
-                view = view[n:]
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            if not done.done():
-                done.set_exception(exc)
-            return
-        if not done.done():
-            done.set_result(None)
+        while view:
+            n = os.write(fd, view[:1 << 20])
+            view = view[n:]
+        return True
 
-    loop.add_writer(fd, ready)
-    try:
-        await done
-    finally:
-        loop.remove_writer(fd)
+    await drive_fd(fd, write_some, writable=True)
 
 
 async def wait_lost(proto, timeout=TIMEOUT):
@@ -199,28 +202,32 @@ async def drain_transport(tr, proto, fd):
     raise AssertionError("write buffer never drained")
 
 
-def _no_flow(events):
-    return [e for e in events if e not in ("pause_writing", "resume_writing")]
+def with_each_opener(mode):
+    """Parametrize ``opener`` over the ways of making the file object a pipe
+    transport takes from a pipe fd, opened with ``mode`` ("rb" or "wb")."""
+    openers = {
+        f"open-{mode}-unbuffered": lambda fd: open(fd, mode, buffering=0),
+        f"fdopen-{mode}": lambda fd: os.fdopen(fd, mode),
+    }
+    return pytest.mark.parametrize("opener", list(openers.values()), ids=list(openers))
+
+
+def assert_fresh_transport(tr, proto, pipe):
+    """What holds right after connect_read_pipe/connect_write_pipe(..., pipe)."""
+    assert proto.made.done() and proto.transport is tr
+    assert tr.get_extra_info("pipe") is pipe
+    assert tr.get_protocol() is proto
 
 
 # ----------------------------------------------------------- read pipe ----
 
-READ_OPENERS = {
-    "open-rb-unbuffered": lambda fd: open(fd, "rb", buffering=0),
-    "fdopen-rb": lambda fd: os.fdopen(fd, "rb"),
-}
-
-
-@pytest.mark.parametrize("opener", list(READ_OPENERS), ids=list(READ_OPENERS))
+@with_each_opener("rb")
 def test_read_pipe_eof(loop, opener):
     async def main():
-        async with pipe_files(read_opener=READ_OPENERS[opener]) as (rf, wf):
-            ident = fd_identity(rf.fileno())
-            rfd = rf.fileno()
+        async with pipe_files(read_opener=opener) as (rf, wf):
+            ident = fd_identity(rf)
             tr, proto = await connect_read(loop, Recorder, rf)
-            assert proto.made.done() and proto.transport is tr
-            assert tr.get_extra_info("pipe") is rf
-            assert tr.get_protocol() is proto
+            assert_fresh_transport(tr, proto, rf)
             assert not tr.is_closing()
             wf.write(b"hello ")
             assert await proto.received(6) == b"hello "
@@ -232,7 +239,7 @@ def test_read_pipe_eof(loop, opener):
                                     "connection_lost"]
             assert tr.is_closing()
             assert rf.closed
-            assert_fd_closed(rfd, ident)
+            assert_fd_closed(ident)
 
     run(loop, main())
 
@@ -266,8 +273,7 @@ def test_pipe_transports_are_asyncio_transports(loop):
 def test_read_pipe_close(loop):
     async def main():
         async with pipe_files() as (rf, wf):
-            ident = fd_identity(rf.fileno())
-            rfd = rf.fileno()
+            ident = fd_identity(rf)
             tr, proto = await connect_read(loop, Recorder, rf)
             wf.write(b"unread")
             tr.close()
@@ -279,7 +285,7 @@ def test_read_pipe_close(loop):
             assert proto.events == ["connection_made", "connection_lost"]
             assert proto.data == b""
             assert rf.closed
-            assert_fd_closed(rfd, ident)
+            assert_fd_closed(ident)
             # the read end is gone: the writer gets EPIPE
             with pytest.raises(BrokenPipeError):
                 wf.write(b"x")
@@ -291,23 +297,7 @@ def test_read_pipe_pause_resume(loop):
     async def main():
         async with pipe_files() as (rf, wf):
             tr, proto = await connect_read(loop, Recorder, rf)
-            assert tr.is_reading()
-            tr.pause_reading()
-            assert not tr.is_reading()
-            tr.pause_reading()  # again: no-op
-            wf.write(b"held back")
-            await asyncio.sleep(0.05)
-            assert proto.data == b""
-            tr.resume_reading()
-            assert tr.is_reading()
-            tr.resume_reading()  # again: no-op
-            assert await proto.received(9) == b"held back"
-            # EOF is held back too while paused
-            tr.pause_reading()
-            wf.close()
-            await asyncio.sleep(0.05)
-            assert not proto.eof.done() and not proto.lost.done()
-            tr.resume_reading()
+            await check_pause_resume_reading(tr, proto, wf.write, wf.close)
             assert await wait_lost(proto) is None
             assert proto.events == ["connection_made", "data_received", "eof_received",
                                     "connection_lost"]
@@ -368,24 +358,15 @@ def test_read_pipe_made_non_blocking(loop):
 
 # ---------------------------------------------------------- write pipe ----
 
-WRITE_OPENERS = {
-    "open-wb-unbuffered": lambda fd: open(fd, "wb", buffering=0),
-    "fdopen-wb": lambda fd: os.fdopen(fd, "wb"),
-}
-
-
-@pytest.mark.parametrize("opener", list(WRITE_OPENERS), ids=list(WRITE_OPENERS))
+@with_each_opener("wb")
 def test_write_pipe_basic(loop, opener):
     async def main():
-        async with pipe_files(write_opener=WRITE_OPENERS[opener]) as (rf, wf):
-            ident = fd_identity(wf.fileno())
-            wfd = wf.fileno()
+        async with pipe_files(write_opener=opener) as (rf, wf):
+            ident = fd_identity(wf)
             tr, proto = await connect_write(loop, Recorder, wf)
-            assert proto.made.done() and proto.transport is tr
-            assert tr.get_extra_info("pipe") is wf
-            assert tr.get_protocol() is proto
+            assert_fresh_transport(tr, proto, wf)
             assert tr.can_write_eof() is True
-            assert not os.get_blocking(wfd)
+            assert not os.get_blocking(wf.fileno())
             tr.write(b"bytes|")
             tr.write(bytearray(b"bytearray|"))
             tr.write(memoryview(b"xxmemoryview|yy")[2:-2])
@@ -397,8 +378,8 @@ def test_write_pipe_basic(loop, opener):
             assert await wait_lost(proto) is None
             assert await read_fd_to_eof(rf.fileno()) == b"bytes|bytearray|memoryview|lines:ba,mv,end"
             assert wf.closed
-            assert_fd_closed(wfd, ident)
-            assert _no_flow(proto.events) == ["connection_made", "connection_lost"]
+            assert_fd_closed(ident)
+            assert no_flow(proto.events) == ["connection_made", "connection_lost"]
 
     run(loop, main())
 
@@ -419,42 +400,17 @@ def test_write_pipe_buffer_limits(loop):
     async def main():
         async with pipe_files() as (rf, wf):
             tr, proto = await connect_write(loop, Recorder, wf)
-            tr.set_write_buffer_limits(high=1000)
-            assert tr.get_write_buffer_limits() == (250, 1000)
-            tr.set_write_buffer_limits(low=100)
-            assert tr.get_write_buffer_limits() == (100, 400)
-            tr.set_write_buffer_limits(high=300, low=200)
-            assert tr.get_write_buffer_limits() == (200, 300)
-            tr.set_write_buffer_limits(high=0, low=0)
-            assert tr.get_write_buffer_limits() == (0, 0)
-            with pytest.raises(ValueError, match=r"high \(1\) must be >= low \(2\) must be >= 0"):
-                tr.set_write_buffer_limits(high=1, low=2)
+            check_write_buffer_limit_rules(tr)
             tr.close()
             await wait_lost(proto)
 
     run(loop, main())
 
 
-class _FlowRecorder(Recorder):
-    """Also records the write buffer size seen in each flow-control call."""
-
-    def __init__(self):
-        super().__init__()
-        self.sizes = []
-
-    def pause_writing(self):
-        super().pause_writing()
-        self.sizes.append(("pause", self.transport.get_write_buffer_size()))
-
-    def resume_writing(self):
-        super().resume_writing()
-        self.sizes.append(("resume", self.transport.get_write_buffer_size()))
-
-
 def test_write_pipe_flow_control(loop):
     async def main():
         async with pipe_files() as (rf, wf):
-            tr, proto = await connect_write(loop, _FlowRecorder, wf)
+            tr, proto = await connect_write(loop, FlowRecorder, wf)
             tr.set_write_buffer_limits(high=4096, low=1024)
             chunk = os.urandom(1024)
             written = 0
@@ -500,7 +456,7 @@ async def _check_close_flushes_buffer(loop, how):
         assert len(got) == len(payload) and got == payload
         assert await wait_lost(proto) is None
         assert wf.closed
-        assert _no_flow(proto.events) == ["connection_made", "connection_lost"]
+        assert no_flow(proto.events) == ["connection_made", "connection_lost"]
 
 
 def test_write_pipe_close_flushes_buffer(loop):
@@ -565,7 +521,7 @@ def test_write_pipe_abort_drops_buffer(loop):
             got = await read_fd_to_eof(rf.fileno())
             assert len(got) < len(payload)
             assert wf.closed
-            assert _no_flow(proto.events) == ["connection_made", "connection_lost"]
+            assert no_flow(proto.events) == ["connection_made", "connection_lost"]
 
     run(loop, main())
 
@@ -600,7 +556,7 @@ def test_write_pipe_reader_closed_with_buffered_data(loop):
             assert tr.get_write_buffer_size() == 0
             assert tr.is_closing()
             assert wf.closed
-            assert _no_flow(proto.events) == ["connection_made", "connection_lost"]
+            assert no_flow(proto.events) == ["connection_made", "connection_lost"]
             tr.write(b"dropped")  # after the loss: no error
 
     run(loop, main())
@@ -759,14 +715,19 @@ def test_regular_file_rejected(loop, loop_impl, tmp_path, method):
 
 # --------------------------------------------------------------- FIFOs ----
 
+def fifo_files(path):
+    """(read file, write file) of a new FIFO at ``path``, both non-blocking and
+    unbuffered; close them with files_closed_after()."""
+    os.mkfifo(path)
+    # the reader first: opening a FIFO for writing without one is ENXIO
+    rf = open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)
+    wf = open(os.open(path, os.O_WRONLY | os.O_NONBLOCK), "wb", buffering=0)
+    return rf, wf
+
+
 def test_fifo_read_and_write(loop, tmp_path):
     async def main():
-        path = tmp_path / "fifo"
-        os.mkfifo(path)
-        # the reader first: opening a FIFO for writing without one is ENXIO
-        rf = open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)
-        wf = open(os.open(path, os.O_WRONLY | os.O_NONBLOCK), "wb", buffering=0)
-        async with files_closed_after(rf, wf):
+        async with files_closed_after(*fifo_files(tmp_path / "fifo")) as (rf, wf):
             rtr, rproto = await connect_read(loop, Recorder, rf)
             wtr, wproto = await connect_write(loop, Recorder, wf)
             assert rtr.get_extra_info("pipe") is rf
@@ -786,11 +747,7 @@ def test_fifo_read_and_write(loop, tmp_path):
 
 def test_fifo_reader_closed(loop, tmp_path):
     async def main():
-        path = tmp_path / "fifo"
-        os.mkfifo(path)
-        rf = open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb", buffering=0)
-        wf = open(os.open(path, os.O_WRONLY | os.O_NONBLOCK), "wb", buffering=0)
-        async with files_closed_after(rf, wf):
+        async with files_closed_after(*fifo_files(tmp_path / "fifo")) as (rf, wf):
             wtr, wproto = await connect_write(loop, Recorder, wf)
             wtr.write(b"z" * (2 * MiB))
             rf.close()

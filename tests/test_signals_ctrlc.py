@@ -5,16 +5,16 @@ import os
 import selectors
 import signal
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
 
-from tests.support import ROOT_DIR, TIMEOUT, child_env, child_script, run
+from tests.support import TIMEOUT, child_process, run
 
 CTRLC_CHILD = r"""
 import asyncio, threading, time
+from tests.support import report_keyboard_interrupt, run_in_child_with_ringloop_run
 name, mode = sys.argv[1], sys.argv[2]
 release = threading.Event()
 
@@ -33,12 +33,9 @@ async def main():
         release.set()
         print("finally", flush=True)
 
-try:
+def start():
     if mode.startswith("ringloop.run"):
-        import os, ringloop
-        if name == "ringloop-portable":
-            os.environ["RINGLOOP_PORTABLE"] = "1"
-        ringloop.run(main())
+        run_in_child_with_ringloop_run(main(), name)
     elif mode.startswith("runner"):
         with asyncio.Runner(loop_factory=lambda: make_loop(name)) as runner:
             runner.run(main())
@@ -59,43 +56,32 @@ try:
             raise
     else:
         raise SystemExit("unknown mode " + mode)
-except KeyboardInterrupt:
-    print("KeyboardInterrupt", flush=True)
-    sys.exit(3)
-print("no interrupt", flush=True)
+
+report_keyboard_interrupt(start)
 """
 
 
 def _run_ctrlc_child(loop_name, mode, delay=0.2):
-    proc = subprocess.Popen(
-        [sys.executable, "-c", child_script(CTRLC_CHILD), loop_name, mode],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=child_env(), cwd=ROOT_DIR)
-    try:
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        ready = sel.select(30)
-        sel.close()
-        line = proc.stdout.readline() if ready else ""
-        if line.strip() != "ready":
-            proc.kill()
+    with child_process(CTRLC_CHILD, loop_name, mode, text=True) as proc:
+        try:
+            sel = selectors.DefaultSelector()
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            ready = sel.select(30)
+            sel.close()
+            line = proc.stdout.readline() if ready else ""
+            if line.strip() != "ready":
+                proc.kill()
+                out, err = proc.communicate(timeout=TIMEOUT)
+                pytest.fail(f"child did not get ready: {line!r}{out!r}\n{err}")
+            time.sleep(delay)  # let it block in poll
+            t0 = time.monotonic()
+            proc.send_signal(signal.SIGINT)
             out, err = proc.communicate(timeout=TIMEOUT)
-            pytest.fail(f"child did not get ready: {line!r}{out!r}\n{err}")
-        time.sleep(delay)  # let it block in poll
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=TIMEOUT)
-        elapsed = time.monotonic() - t0
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"child did not exit after SIGINT\nstdout: {out}\nstderr: {err}")
-    finally:
-        if proc.poll() is None:
+            elapsed = time.monotonic() - t0
+        except subprocess.TimeoutExpired:
             proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+            out, err = proc.communicate()
+            pytest.fail(f"child did not exit after SIGINT\nstdout: {out}\nstderr: {err}")
     return proc.returncode, out.splitlines(), err, elapsed
 
 

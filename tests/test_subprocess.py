@@ -65,6 +65,15 @@ async def finish(proc, timeout=TIMEOUT):
         raise
 
 
+async def communicate_ok(proc, input=None):
+    """``proc.communicate(input)``; check that the child exited with status 0
+    and has been reaped; return (stdout, stderr)."""
+    out, err = await proc.communicate(input)
+    assert proc.returncode == 0
+    assert_reaped(proc.pid)
+    return out, err
+
+
 # ------------------------------------------------- streams, communicate ----
 
 REVERSE = (
@@ -81,12 +90,10 @@ def test_communicate_large_input_and_output(loop):
         proc = await exec_py(REVERSE, stdin=PIPE, stdout=PIPE, stderr=PIPE)
         assert isinstance(proc.pid, int) and proc.pid > 0
         assert proc.returncode is None
-        out, err = await proc.communicate(payload)
+        out, err = await communicate_ok(proc, payload)
         assert len(out) == len(payload)
         assert hashlib.sha256(out).digest() == hashlib.sha256(payload[::-1]).digest()
         assert err == b"got %d" % len(payload)
-        assert proc.returncode == 0
-        assert_reaped(proc.pid)
 
     run(loop, main(), timeout=60)
 
@@ -103,11 +110,9 @@ def test_communicate_large_stdout_and_stderr(loop):
 
     async def main():
         proc = await exec_py(code, stdout=PIPE, stderr=PIPE)
-        out, err = await proc.communicate()
+        out, err = await communicate_ok(proc)
         assert out == b"".join(bytes([i]) * 131072 for i in range(64))
         assert err == b"".join(bytes([255 - i]) * 32768 for i in range(64))
-        assert proc.returncode == 0
-        assert_reaped(proc.pid)
 
     run(loop, main(), timeout=60)
 
@@ -140,10 +145,8 @@ def test_communicate_child_not_reading_stdin(loop):
     async def main():
         proc = await exec_py("import sys; sys.stdin.close(); print('bye')",
                              stdin=PIPE, stdout=PIPE)
-        out, err = await proc.communicate(b"x" * (4 * MiB))
+        out, err = await communicate_ok(proc, b"x" * (4 * MiB))
         assert out == b"bye\n" and err is None
-        assert proc.returncode == 0
-        assert_reaped(proc.pid)
 
     run(loop, main(), timeout=30)
 
@@ -186,9 +189,7 @@ def test_stdin_stdout_stderr_devnull(loop):
     async def main():
         proc = await exec_py(code, stdin=DEVNULL, stdout=DEVNULL, stderr=DEVNULL)
         assert proc.stdin is None and proc.stdout is None and proc.stderr is None
-        assert await proc.communicate() == (None, None)
-        assert proc.returncode == 0
-        assert_reaped(proc.pid)
+        assert await communicate_ok(proc) == (None, None)
 
     run(loop, main())
 
@@ -204,11 +205,9 @@ def test_stderr_to_stdout(loop):
     async def main():
         proc = await exec_py(code, stdout=PIPE, stderr=STDOUT)
         assert proc.stderr is None
-        out, err = await proc.communicate()
+        out, err = await communicate_ok(proc)
         assert out == b"out1\nerr\nout2\n"
         assert err is None
-        assert proc.returncode == 0
-        assert_reaped(proc.pid)
 
     run(loop, main())
 
@@ -226,11 +225,9 @@ def test_stdout_to_fd_and_stdin_from_fd(loop, tmp_path):
         finally:
             os.close(in_fd)
             os.close(out_fd)
-        out, err = await proc.communicate()
+        out, err = await communicate_ok(proc)
         assert out is None and err == b"got 11"
-        assert proc.returncode == 0
         assert dst.read_bytes() == b"elif a morf"
-        assert_reaped(proc.pid)
 
     run(loop, main())
 
@@ -438,34 +435,33 @@ def _asyncio_message(method, *args, **kwargs):
     return str(info.value)
 
 
-def _check_exec_rejects(loop, kwargs, message):
-    assert _asyncio_message("subprocess_exec", PY, "-c", "pass", **kwargs) == message
+def _check_rejects(loop, kind, args, kwargs, message):
+    """``kind`` "exec" or "shell": the loop's subprocess_<kind>() and
+    asyncio.create_subprocess_<kind>() refuse ``args``/``kwargs`` with the
+    ValueError ``message``, as asyncio's own loop does, before starting
+    anything."""
+    method = f"subprocess_{kind}"
+    create = getattr(asyncio, f"create_subprocess_{kind}")
+    assert _asyncio_message(method, *args, **kwargs) == message
 
     async def main():
         with pytest.raises(ValueError) as info:
-            await asyncio.create_subprocess_exec(PY, "-c", "pass", stdout=PIPE, **kwargs)
+            await create(*args, stdout=PIPE, **kwargs)
         assert str(info.value) == message
         with pytest.raises(ValueError) as info:
-            await loop.subprocess_exec(asyncio.SubprocessProtocol, PY, "-c", "pass", **kwargs)
+            await getattr(loop, method)(asyncio.SubprocessProtocol, *args, **kwargs)
         assert str(info.value) == message
 
     run(loop, main())
     assert child_pids() == []  # refused before anything was started
 
 
+def _check_exec_rejects(loop, kwargs, message):
+    _check_rejects(loop, "exec", (PY, "-c", "pass"), kwargs, message)
+
+
 def _check_shell_rejects(loop, cmd, kwargs, message):
-    assert _asyncio_message("subprocess_shell", cmd, **kwargs) == message
-
-    async def main():
-        with pytest.raises(ValueError) as info:
-            await asyncio.create_subprocess_shell(cmd, stdout=PIPE, **kwargs)
-        assert str(info.value) == message
-        with pytest.raises(ValueError) as info:
-            await loop.subprocess_shell(asyncio.SubprocessProtocol, cmd, **kwargs)
-        assert str(info.value) == message
-
-    run(loop, main())
-    assert child_pids() == []
+    _check_rejects(loop, "shell", (cmd,), kwargs, message)
 
 
 def _ids(cases):
@@ -485,7 +481,8 @@ def test_exec_rejects(loop, kwargs, message):
     _check_exec_rejects(loop, kwargs, message)
 
 
-BAD_EXEC_TEXT = [
+# exec and shell alike
+BAD_TEXT_OPTIONS = [
     ({"text": True}, "text must be False"),
     ({"encoding": "utf-8"}, "encoding must be None"),
     ({"errors": "strict"}, "errors must be None"),
@@ -493,7 +490,7 @@ BAD_EXEC_TEXT = [
 
 
 @pytest.mark.xfail_uvloop("ValueError 'unexpected kwargs: ...' instead of asyncio's message")
-@pytest.mark.parametrize("kwargs,message", BAD_EXEC_TEXT, ids=_ids(BAD_EXEC_TEXT))
+@pytest.mark.parametrize("kwargs,message", BAD_TEXT_OPTIONS, ids=_ids(BAD_TEXT_OPTIONS))
 def test_exec_rejects_text_options(loop, kwargs, message):
     _check_exec_rejects(loop, kwargs, message)
 
@@ -510,15 +507,8 @@ def test_shell_rejects(loop, kwargs, message):
     _check_shell_rejects(loop, "true", kwargs, message)
 
 
-BAD_SHELL_TEXT = [
-    ({"text": True}, "text must be False"),
-    ({"encoding": "utf-8"}, "encoding must be None"),
-    ({"errors": "strict"}, "errors must be None"),
-]
-
-
 @pytest.mark.xfail_uvloop("ValueError 'unexpected kwargs: ...' instead of asyncio's message")
-@pytest.mark.parametrize("kwargs,message", BAD_SHELL_TEXT, ids=_ids(BAD_SHELL_TEXT))
+@pytest.mark.parametrize("kwargs,message", BAD_TEXT_OPTIONS, ids=_ids(BAD_TEXT_OPTIONS))
 def test_shell_rejects_text_options(loop, kwargs, message):
     _check_shell_rejects(loop, "true", kwargs, message)
 
