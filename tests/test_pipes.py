@@ -17,6 +17,7 @@ import os
 import random
 import socket
 import stat
+import sys
 import tty
 
 import pytest
@@ -895,3 +896,50 @@ def test_stream_writer_over_write_pipe(loop):
             assert wf.closed
 
     run(loop, main(), timeout=30)
+
+
+# ------------------------------------------ a writer that keeps it full ----
+
+def test_pause_reading_in_data_received_with_a_full_pipe(loop):
+    """pause_reading() called from data_received() stops delivery at once,
+    even while a child keeps the pipe full (ringloop then reads several
+    times per readable event); resume_reading() delivers the rest, in order."""
+    total = 1 * MiB
+
+    class Pausing(Recorder):
+        def __init__(self):
+            super().__init__()
+            self.chunks_while_paused = 0
+            self.paused = False
+
+        def data_received(self, data):
+            if self.paused:
+                self.chunks_while_paused += 1
+            super().data_received(data)
+            if not self.paused:
+                self.paused = True
+                self.transport.pause_reading()
+                asyncio.get_running_loop().call_later(0.005, self.resume)
+
+        def resume(self):
+            self.paused = False
+            self.transport.resume_reading()
+
+    async def main():
+        r, w = os.pipe()
+        # A child that writes as fast as the pipe takes it.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c",
+            f"import os; b = bytes(range(256)) * 256\n"
+            f"for _ in range({total} // len(b)): os.write(1, b)",
+            stdout=w)
+        os.close(w)
+        tr, proto = await connect_read(loop, Pausing, open(r, "rb", buffering=0))
+        await asyncio.wait_for(proto.lost, TIMEOUT * 3)
+        assert await proc.wait() == 0
+        return proto
+
+    proto = run(loop, main())
+    assert proto.chunks_while_paused == 0
+    assert len(proto.data) == total
+    assert proto.data == (bytes(range(256)) * 256) * (total // 65536)

@@ -70,6 +70,10 @@ cdef Py_ssize_t READ_SIZE = 128 * 1024
 # iovecs per sendmsg(): IOV_MAX, but never a large stack array.
 cdef enum:
     MAX_IOV = 64
+    # Reads per readable event while the writer keeps the buffer full, and
+    # what "full" is for a pipe (Linux's default pipe capacity).
+    MAX_READS_PER_EVENT = 8
+    PIPE_FULL = 65536
 
 
 cdef inline bint _again(int err) noexcept:
@@ -205,6 +209,7 @@ cdef class StreamCore(IOTarget):
     cdef int on_readable(self) except -1:
         cdef CoreLoop loop = self.loop
         cdef Py_ssize_t n
+        cdef int reads = 0
         if self.conn_lost:
             return 0
         if self.pipe_writer:
@@ -220,22 +225,33 @@ cdef class StreamCore(IOTarget):
             if loop.rbuf == NULL:
                 raise MemoryError()
             loop.rbuf_size = READ_SIZE
-        n = self._recv(loop.rbuf, loop.rbuf_size)
-        if n <= 0:
-            return self._read_failed(n, errno)
-        data = PyBytes_FromStringAndSize(loop.rbuf, n)
-        if self.pipe:
-            # As asyncio's pipe transport: a protocol error is reported (the
-            # IOHandle's exception handler call) and reading goes on.
-            self.data_received(data)
-            return 0
-        try:
-            self.data_received(data)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
-        return 0
+        while True:
+            n = self._recv(loop.rbuf, loop.rbuf_size)
+            if n <= 0:
+                return self._read_failed(n, errno)
+            reads += 1
+            data = PyBytes_FromStringAndSize(loop.rbuf, n)
+            if self.pipe:
+                # As asyncio's pipe transport: a protocol error is reported
+                # (the IOHandle's exception handler call), reading goes on.
+                self.data_received(data)
+            else:
+                try:
+                    self.data_received(data)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+                    return 0
+            # A writer that keeps the buffer full (a full pipe: its default
+            # capacity; a socket read that filled our buffer) has likely
+            # written more by now: read again at once rather than sleep in
+            # the poll and be woken (a cross-CPU wake-up per read), a few
+            # times per event.  (EAGAIN ends it, as a try later.)
+            if (n < (PIPE_FULL if self.pipe else loop.rbuf_size)
+                    or reads >= MAX_READS_PER_EVENT or self.conn_lost
+                    or self.closing or self.paused or self.buffered):
+                return 0
 
     cdef int _read_buffered(self) except -1:
         cdef Py_buffer view
