@@ -339,7 +339,7 @@ cdef class StreamCore(IOTarget):
     # writing
 
     def write(self, data):
-        cdef Py_ssize_t n, size
+        cdef Py_ssize_t n, m, size
         cdef Py_buffer view
         cdef int err
         cdef bint is_bytes = type(data) is bytes
@@ -370,6 +370,13 @@ cdef class StreamCore(IOTarget):
                 size = PyBytes_GET_SIZE(data)
                 n = self._send(PyBytes_AS_STRING(data), size)
                 err = errno
+                if self.pipe and 0 < n < size:
+                    # A pipe that took part of it has a reader draining it
+                    # right now: a second try often takes the rest, sparing
+                    # a poll and a pause_writing() round trip.
+                    m = self._send(PyBytes_AS_STRING(data) + n, size - n)
+                    if m > 0:
+                        n += m
             else:
                 PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
                 size = view.len
@@ -534,13 +541,21 @@ cdef class StreamCore(IOTarget):
 
     cdef int on_writable(self) except -1:
         cdef Py_ssize_t r
+        cdef int tries = 0
         if self.conn_lost or self.wsize == 0:
             return 0
-        r = self._flush()
-        if r == -1:
-            return 0
-        if r < -1:
-            self._write_error(<int>(-r - 2))
+        while True:
+            r = self._flush()
+            tries += 1
+            if r < -1:
+                self._write_error(<int>(-r - 2))
+                return 0
+            # A pipe whose reader drains it as we write takes more at once:
+            # write again (a few times per event) rather than poll again.
+            if (r == -1 or not self.pipe or self.wsize == 0
+                    or tries >= MAX_READS_PER_EVENT):
+                break
+        if r == -1 and tries == 1:
             return 0
         return self._after_flush()
 
