@@ -943,3 +943,69 @@ def test_pause_reading_in_data_received_with_a_full_pipe(loop):
     assert proto.chunks_while_paused == 0
     assert len(proto.data) == total
     assert proto.data == (bytes(range(256)) * 256) * (total // 65536)
+
+
+# ------------------------------------------------- what gets reported ----
+
+def test_epipe_inside_write_is_not_reported_to_the_exception_handler(loop):
+    """write() hitting EPIPE (the reader just went away, before the loop
+    saw the hang-up) ends the transport with connection_lost(BrokenPipeError)
+    and, as asyncio's write pipe does, logs nothing at ERROR level."""
+    reported = []
+    loop.set_exception_handler(lambda lp, ctx: reported.append(ctx))
+
+    async def main():
+        async with pipe_files() as (rf, wf):
+            tr, proto = await connect_write(loop, Recorder, wf)
+            rf.close()                       # the reader is gone now
+            tr.write(b"x" * 1024)            # EPIPE inside write()
+            exc = await asyncio.wait_for(proto.lost, TIMEOUT)
+            return exc, tr.is_closing()
+
+    exc, closing = run(loop, main())
+    assert isinstance(exc, BrokenPipeError)
+    assert closing
+    assert reported == []
+
+
+@pytest.mark.xfail_uvloop("uvloop raises RuntimeError on write() after close()")
+def test_writes_after_close_warn_as_asyncio_does(loop, caplog):
+    """Writes dropped after close() log 'pipe closed by peer...' from the
+    sixth on (asyncio's LOG_THRESHOLD_FOR_CONNLOST_WRITES counting)."""
+    async def main():
+        async with pipe_files() as (rf, wf):
+            tr, proto = await connect_write(loop, Recorder, wf)
+            tr.close()
+            with caplog.at_level("WARNING", logger="asyncio"):
+                for _ in range(7):
+                    tr.write(b"late")
+            await asyncio.wait_for(proto.lost, TIMEOUT)
+
+    run(loop, main())
+    warnings = [r for r in caplog.records
+                if "pipe closed by peer" in r.getMessage()]
+    assert len(warnings) == 2
+
+
+@pytest.mark.xfail_uvloop("uvloop's reprs say closed=/reading=")
+def test_pipe_transport_repr_says_what_it_waits_for(loop):
+    """As asyncio's: a read pipe says 'polling' while it reads, 'idle' when
+    paused; a write pipe says whether it waits to write, and its bufsize."""
+    async def main():
+        async with pipe_files() as (rf, wf):
+            rt, rp = await connect_read(loop, Recorder, rf)
+            wt, wp = await connect_write(loop, Recorder, wf)
+            await asyncio.sleep(0)
+            reading = repr(rt)
+            rt.pause_reading()
+            paused = repr(rt)
+            writing = repr(wt)
+            wt.close()
+            rt.close()
+            await asyncio.wait_for(asyncio.gather(rp.lost, wp.lost), TIMEOUT)
+            return reading, paused, writing
+
+    reading, paused, writing = run(loop, main())
+    assert "polling" in reading and "idle" not in reading
+    assert "idle" in paused
+    assert "bufsize=0" in writing

@@ -16,7 +16,8 @@ def forked(owner_pid: int, pid: int) -> str:
     """ringloop's own: a loop used in a child made by os.fork()."""
     return (
         f"this event loop belongs to process {owner_pid} and cannot be used in "
-        f"process {pid}, a child made by os.fork() (its epoll set or io_uring ring "
-        f"is shared with the parent): create a new event loop in the child "
+        f"process {pid}, a child made by os.fork() (what it polls with, an epoll "
+        f"set, io_uring ring or selector, is shared with the parent): create a new "
+        f"event loop in the child "
         f"(asyncio.new_event_loop(), ringloop.new_event_loop() or asyncio.run())"
     )

@@ -208,10 +208,17 @@ class ProcessMixin:
         if returncode is None:
             returncode = transp._proc.returncode
         if returncode is None:
-            # Someone else reaped it and nothing kept its status.
-            logger.warning("child process pid %d exit status already read: "
-                           "will report returncode 255", watch.pid)
+            # Someone else reaped it (a waitpid(-1) of the program's own)
+            # and nothing kept its status: asyncio's watchers' words.
+            if watch.thread is None:
+                logger.warning("child process pid %d exit status already read: "
+                               " will report returncode 255", watch.pid)
+            else:
+                logger.warning("Unknown child process pid %d, will report "
+                               "returncode 255", watch.pid)
             returncode = 255
+        elif self.get_debug():
+            logger.debug('process %s exited with returncode %s', watch.pid, returncode)
         transp._process_exited(returncode)
 
     def _forget_children(self) -> None:

@@ -158,10 +158,12 @@ cdef class StreamCore(IOTarget):
     # reading
 
     cdef int _start_reading(self) except -1:
+        cdef IOHandle h
         if self.closing or self.paused or self.loop.closed:
             return 0
-        self.rh = new_io_handle(self.loop, self, False, self.context)
-        self.loop._io_start(self.fd, self.fd, self.rh, False)
+        h = new_io_handle(self.loop, self, False, self.context)
+        self.loop._io_start(self.fd, self.fd, h, False)   # may refuse the fd
+        self.rh = h
         return 0
 
     cdef int _stop_reading(self) except -1:
@@ -169,8 +171,11 @@ cdef class StreamCore(IOTarget):
         return self.loop._io_stop(self.fd, False)
 
     cdef int _start_writing(self) except -1:
-        self.wh = new_io_handle(self.loop, self, True, self.context)
-        return self.loop._io_start(self.fd, self.fd, self.wh, True)
+        cdef IOHandle h
+        h = new_io_handle(self.loop, self, True, self.context)
+        self.loop._io_start(self.fd, self.fd, h, True)
+        self.wh = h
+        return 0
 
     cdef int _stop_writing(self) except -1:
         self.wh = None
@@ -184,7 +189,8 @@ cdef class StreamCore(IOTarget):
     cdef int _write_after_lost(self) except -1:
         # As asyncio: writes after the connection is lost are dropped, with
         # a warning once there have been a few.
-        if self.conn_lost >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+        # (asyncio's pipes do not count the close itself, as conn_lost does)
+        if self.conn_lost - self.pipe >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
             if self.pipe:
                 aio_logger.warning('pipe closed by peer or os.write(pipe, data) raised exception.')
             else:
@@ -660,9 +666,10 @@ cdef class StreamCore(IOTarget):
         self._force_close(None)
 
     cdef int _fatal_error(self, exc, str message) except -1:
-        # Sockets log OSErrors at debug level; pipes only EIO (a PTY whose
-        # other side closed), as asyncio does.
-        if isinstance(exc, OSError) and (not self.pipe or exc.errno == EIO):
+        # OSErrors are logged at debug level only, as asyncio does, except
+        # on a read pipe: there only EIO (a PTY whose other side closed).
+        if isinstance(exc, OSError) and (not self.pipe or self.pipe_writer
+                                         or exc.errno == EIO):
             if self.loop.debug:
                 aio_logger.debug("%r: %s", self.transport, message, exc_info=True)
         else:
@@ -733,7 +740,14 @@ cdef class StreamCore(IOTarget):
         elif self.closing:
             info.append('closing')
         info.append(f'fd={self.fd}')
-        if not self.loop.closed and self.sock is not None:
+        if self.pipe and not self.loop.closed and self.sock is not None:
+            # asyncio's pipe transports: one direction each
+            if self.pipe_writer:
+                info.append('polling' if self.wh is not None else 'idle')
+                info.append(f'bufsize={self.wsize}')
+            else:
+                info.append('polling' if self.rh is not None else 'idle')
+        elif not self.loop.closed and self.sock is not None:
             info.append('read=polling' if self.rh is not None else 'read=idle')
             state = 'polling' if self.wh is not None else 'idle'
             info.append(f'write=<{state}, bufsize={self.wsize}>')
