@@ -43,7 +43,7 @@ __all__ = ["ProcessMixin", "pidfd_supported"]
 _BEL = _be.BaseEventLoop
 _SubprocessTransport = _ue._UnixSubprocessTransport
 
-_pidfd_status: str | None = None    # None: works; else why it does not
+_pidfd_status: str | None = None    # not probed yet; "": works; else why not
 
 
 def _probe_pidfd() -> str | None:
@@ -64,10 +64,6 @@ def pidfd_supported() -> tuple[bool, str]:
     if _pidfd_status is None:
         _pidfd_status = _probe_pidfd() or ""
     return (not _pidfd_status, _pidfd_status)
-
-
-def _exit_code(status: int) -> int:
-    return os.waitstatus_to_exitcode(status)
 
 
 def _reap_later(pid: int) -> None:
@@ -180,7 +176,7 @@ class ProcessMixin:
         else:
             if wpid == 0:
                 return                 # not exited after all: keep watching
-            returncode = _exit_code(status)
+            returncode = os.waitstatus_to_exitcode(status)
         self.remove_reader(watch.pidfd)
         os.close(watch.pidfd)
         watch.pidfd = -1
@@ -192,7 +188,7 @@ class ProcessMixin:
         except ChildProcessError:
             returncode = None
         else:
-            returncode = _exit_code(status)
+            returncode = os.waitstatus_to_exitcode(status)
         try:
             self.call_soon_threadsafe(self._child_exited, watch, returncode)
         except RuntimeError:

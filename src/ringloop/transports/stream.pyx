@@ -70,9 +70,10 @@ cdef Py_ssize_t READ_SIZE = 128 * 1024
 # iovecs per sendmsg(): IOV_MAX, but never a large stack array.
 cdef enum:
     MAX_IOV = 64
-    # Reads per readable event while the writer keeps the buffer full, and
-    # what "full" is for a pipe (Linux's default pipe capacity).
-    MAX_READS_PER_EVENT = 8
+    # Reads per readable event while the writer keeps the buffer full (and
+    # flushes per writable event while a pipe's reader drains it), and what
+    # "full" is for a pipe (Linux's default pipe capacity).
+    MAX_IO_PER_EVENT = 8
     PIPE_FULL = 65536
 
 
@@ -255,7 +256,7 @@ cdef class StreamCore(IOTarget):
             # the poll and be woken (a cross-CPU wake-up per read), a few
             # times per event.  (EAGAIN ends it, as a try later.)
             if (n < (PIPE_FULL if self.pipe else loop.rbuf_size)
-                    or reads >= MAX_READS_PER_EVENT or self.conn_lost
+                    or reads >= MAX_IO_PER_EVENT or self.conn_lost
                     or self.closing or self.paused or self.buffered):
                 return 0
 
@@ -559,7 +560,7 @@ cdef class StreamCore(IOTarget):
             # A pipe whose reader drains it as we write takes more at once:
             # write again (a few times per event) rather than poll again.
             if (r == -1 or not self.pipe or self.wsize == 0
-                    or tries >= MAX_READS_PER_EVENT):
+                    or tries >= MAX_IO_PER_EVENT):
                 break
         if r == -1 and tries == 1:
             return 0
