@@ -67,6 +67,8 @@ __all__ = ["UringDriver", "UringUnavailable", "probe", "uring_available"]
 import os
 import socket as _socket
 
+from ringloop import _messages as msg
+
 cimport cython
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_DECREF
@@ -708,10 +710,7 @@ cdef class UringDriver(Driver):
 
     cdef int _check_usable(self) except -1:
         if rl_fork_gen() != self.fork_gen:
-            raise RuntimeError(
-                f"this io_uring event loop driver belongs to process {self.pid}; it "
-                f"cannot be used in the forked child process {getpid()} (the ring "
-                f"is the parent's): create a new event loop in the child")
+            raise RuntimeError(msg.forked(self.pid, getpid()))
         if self.closed or self.ring_fd < 0:
             raise RuntimeError("the io_uring driver is closed")
         return 0
