@@ -124,3 +124,55 @@ def test_callback_freed_before_the_next_callback_runs(loop):
     loop.call_soon(loop.stop)
     loop.run_forever()
     assert seen == [True]
+
+
+def test_cycle_through_a_context_copy_is_collected(loop):
+    # The copy of the current context made for call_soon() is kept out of
+    # the GC with its handle while queued; once the loop lets go, a cycle
+    # handle -> context copy -> variable value -> handle must be collectable.
+    import contextvars
+
+    var = contextvars.ContextVar("cycle")
+    obj = Holder()
+    ctx = contextvars.copy_context()
+
+    def schedule():
+        var.set(obj)                      # the copy made below holds obj
+        obj.h = loop.call_soon(obj.method)
+
+    ctx.run(schedule)
+    ref = weakref.ref(obj)
+    run(loop, _noop())
+    assert obj.ran
+    del obj, ctx
+    assert _collected(ref)
+
+
+def test_collections_while_thousands_of_copies_are_queued(loop):
+    # Untracked context copies die tracked whatever path drops them: run,
+    # cancelled, still queued at close(); and full collections in between
+    # see a consistent heap (a copy dying untracked crashes the process).
+    import contextvars
+
+    var = contextvars.ContextVar("n")
+    hits = []
+    handles = []
+    for i in range(5000):
+        var.set(i)
+        h = loop.call_soon(lambda: hits.append(var.get()))
+        if i % 3 == 0:
+            h.cancel()
+        elif i % 3 == 1:
+            handles.append(h)
+        if i % 1000 == 0:
+            loop.call_soon(gc.collect)
+    for i in range(1000):
+        loop.call_later(3600 + i, hits.append, i)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(hits) == 5000 - 1667
+    assert hits == sorted(hits)
+    gc.collect()
+    del handles
+    loop.close()
+    gc.collect()

@@ -18,9 +18,13 @@ cdef class Handle:
         # of unreachable garbage, and scanning thousands of pending handles
         # dominated the cost of bursts.  handle_release() puts a handle back
         # under the GC when the loop lets go while anyone else still holds it.
-        # (Only our own type: CPython's context objects must never die
-        # untracked, their dealloc assumes they are tracked.)
         bint untracked
+        # The context copy made for a loop-owned handle is kept out of the
+        # GC with it (a burst of call_soon_threadsafe() otherwise spent a
+        # third of its time in collections scanning the copies).  CPython's
+        # context dealloc assumes a tracked object: whoever lets go of such a
+        # handle tracks the copy again first (handle_release, __dealloc__).
+        bint ctx_untracked
 
     cdef int run(self) except -1
     cdef int _report(self, exc) except -1

@@ -26,6 +26,11 @@ cdef class Handle:
     def __init__(self, *args, **kwargs):
         raise TypeError("ringloop handles are created by the event loop")
 
+    def __dealloc__(self):
+        # Before Cython drops the fields: the context copy must be tracked
+        # when it dies (see handles.pxd).
+        _track_context(self)
+
     def cancel(self):
         if not self.cancelled_:
             self.cancelled_ = True
@@ -222,12 +227,27 @@ cdef inline int _fill(Handle h, object loop, object callback, tuple args,
     return 0
 
 
+cdef inline int _fill_owned(Handle h, object loop, object callback, tuple args,
+                           object context) except -1:
+    h.callback = callback
+    h.args = args
+    h.loop = loop
+    if context is None:
+        # A fresh copy only this handle holds: untracked with the handle.
+        h.context = PyContext_CopyCurrent()
+        PyObject_GC_UnTrack(<void *>h.context)
+        h.ctx_untracked = True
+    else:
+        h.context = context
+    PyObject_GC_UnTrack(<void *>h)
+    h.untracked = True
+    return 0
+
+
 cdef Handle new_owned_handle(object loop, object callback, tuple args, object context):
     """A handle the loop owns until it runs: kept out of the cyclic GC."""
     cdef Handle h = Handle.__new__(Handle)
-    _fill(h, loop, callback, args, context)
-    PyObject_GC_UnTrack(<void *>h)
-    h.untracked = True
+    _fill_owned(h, loop, callback, args, context)
     return h
 
 
@@ -241,16 +261,22 @@ cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept:
         h.untracked = False
         if not PyObject_GC_IsTracked(h):
             PyObject_GC_Track(<void *>h)
+        _track_context(h)
+
+
+cdef inline void _track_context(Handle h) noexcept:
+    if h.ctx_untracked:
+        h.ctx_untracked = False
+        if not PyObject_GC_IsTracked(h.context):
+            PyObject_GC_Track(<void *>h.context)
 
 
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context):
     """A timer the loop owns until it fires or is dropped (see above)."""
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
-    _fill(h, loop, callback, args, context)
+    _fill_owned(h, loop, callback, args, context)
     h.when_ = when
-    PyObject_GC_UnTrack(<void *>h)
-    h.untracked = True
     return h
 
 
