@@ -17,6 +17,10 @@ typedef PyObject *(*rl_soon_impl)(PyObject *self, PyObject *callback,
 
 static rl_soon_impl rl_soon_impls[2];
 static PyObject *rl_kw_context = NULL;
+/* The last equal-but-distinct "context" string a caller used: on 3.11 the
+ * C Task's keyword name is a static string that interning does not return,
+ * so without this every Task step paid a full string comparison. */
+static PyObject *rl_kw_context_seen = NULL;
 
 static inline PyObject *
 rl_soon_dispatch(int which, const char *name, PyObject *self,
@@ -30,7 +34,7 @@ rl_soon_dispatch(int which, const char *name, PyObject *self,
         Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
         for (i = 0; i < nkw; i++) {
             PyObject *key = PyTuple_GET_ITEM(kwnames, i);
-            if (key != rl_kw_context) {
+            if (key != rl_kw_context && key != rl_kw_context_seen) {
                 int cmp = PyUnicode_Check(key)
                     ? PyUnicode_Compare(key, rl_kw_context) : -1;
                 if (cmp != 0) {
@@ -41,6 +45,8 @@ rl_soon_dispatch(int which, const char *name, PyObject *self,
                     }
                     return NULL;
                 }
+                Py_INCREF(key);
+                Py_XSETREF(rl_kw_context_seen, key);
             }
             context = args[nargs + i];
         }
