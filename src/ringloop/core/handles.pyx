@@ -11,6 +11,9 @@ cimport cython
 import sys
 from asyncio import format_helpers as _fh
 
+cdef extern from "ringloop_call.h":
+    object rl_call0(object cb)
+
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
     int PyContext_Enter(object ctx) except -1
@@ -86,7 +89,7 @@ cdef class Handle:
             return 0
         try:
             if args is None or len(args) == 0:
-                cb()
+                rl_call0(cb)
             else:
                 cb(*args)
         except BaseException as exc:
