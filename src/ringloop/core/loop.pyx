@@ -90,6 +90,10 @@ cdef double MAXIMUM_SELECT_TIMEOUT = 24 * 3600
 # Rebuild the timer heap when more than half of at least this many timers
 # are cancelled (asyncio's policy, same thresholds).
 cdef Py_ssize_t MIN_SCHEDULED_TIMER_HANDLES = 100
+# Batches of at most this many callbacks leave the ready list's storage
+# allocated for the next iteration; larger ones give it back.
+cdef enum:
+    SMALL_BATCH = 256
 
 try:
     import ssl as _ssl
@@ -625,7 +629,13 @@ cdef class CoreLoop:
             self.ready[0:0] = rest
             self.ready_spare = todo
             raise
-        PyList_SetSlice(todo, 0, n, NULL)
+        if n <= SMALL_BATCH:
+            # Every slot is NULL already (_take): forget them and keep the
+            # storage (PyList_SetSlice frees it and the next append
+            # allocates it again, every iteration).
+            Py_SET_SIZE(todo, 0)
+        else:
+            PyList_SetSlice(todo, 0, n, NULL)   # gives a burst's memory back
         self.ready_spare = todo
         self.stat_callbacks += n
         return 0
@@ -897,8 +907,13 @@ cdef class CoreLoop:
     def create_task(self, coro, *, name=None, context=None):
         self._check_closed()
         if self.task_factory is None:
-            task = aio_Task(coro, loop=self, name=name, context=context)
-            if task._source_traceback:
+            # Defaults left out: every keyword costs a dict entry in the call.
+            if name is None and context is None:
+                task = aio_Task(coro, loop=self)
+            else:
+                task = aio_Task(coro, loop=self, name=name, context=context)
+            # A traceback is only recorded when the loop is in debug mode.
+            if self.debug and task._source_traceback:
                 del task._source_traceback[-1]
         else:
             if context is None:
