@@ -912,9 +912,8 @@ cdef class CoreLoop:
                 task = aio_Task(coro, loop=self)
             else:
                 task = aio_Task(coro, loop=self, name=name, context=context)
-            # A traceback is only recorded when the loop is in debug mode.
-            if self.debug and task._source_traceback:
-                del task._source_traceback[-1]
+            # No frame of ours to trim from task._source_traceback (asyncio
+            # deletes its create_task() frame; a compiled method has none).
         else:
             if context is None:
                 task = self.task_factory(self, coro)

@@ -1,0 +1,215 @@
+"""Behaviour the loop's fast paths must keep: every callable kind, the
+callback errors asyncio reports, call_soon overridden or patched, and tasks
+created with and without names and contexts."""
+
+import asyncio
+import contextvars
+import functools
+import gc
+import sys
+import weakref
+from unittest import mock
+
+import pytest
+
+from tests.support import run
+
+
+class CallableObject:
+    """A callable whose type has tp_call but no vectorcall."""
+
+    def __init__(self, out):
+        self.out = out
+
+    def __call__(self, *args):
+        self.out.append(("obj", args))
+
+
+class Raiser:
+    def __call__(self):
+        raise ValueError("from __call__")
+
+
+def _run_callbacks(loop, *scheduled):
+    for cb, args in scheduled:
+        loop.call_soon(cb, *args)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+
+
+def test_every_kind_of_callable_runs(loop):
+    out = []
+
+    class K:
+        def method(self, *a):
+            out.append(("method", a))
+
+    _run_callbacks(
+        loop,
+        (CallableObject(out), ()),
+        (CallableObject(out), (1, 2)),
+        (functools.partial(out.append, ("partial", ())), ()),
+        (lambda: out.append(("lambda", ())), ()),
+        (K().method, ()),
+        (out.append, (("builtin", ()),)),
+        (type(out), ()),          # a type: called, result dropped
+    )
+    assert out == [("obj", ()), ("obj", (1, 2)), ("partial", ()), ("lambda", ()),
+                   ("method", ()), ("builtin", ())]
+
+
+def test_error_from_a_tp_call_callable_is_reported(loop):
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx))
+    cb = Raiser()
+    _run_callbacks(loop, (cb, ()))
+    assert len(seen) == 1
+    assert isinstance(seen[0]["exception"], ValueError)
+    assert str(seen[0]["exception"]) == "from __call__"
+    assert seen[0]["message"].startswith("Exception in callback ")
+
+
+@pytest.mark.xfail_uvloop("uvloop's message omits the '()' after the callback")
+def test_non_callable_is_reported_when_it_runs(loop):
+    # Outside debug mode asyncio accepts any object and reports the
+    # TypeError of calling it, with the handle, when it runs.
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx))
+    loop.set_debug(False)
+    _run_callbacks(loop, (42, ()))
+    assert len(seen) == 1
+    exc = seen[0]["exception"]
+    assert isinstance(exc, TypeError)
+    assert "'int' object is not callable" in str(exc)
+    assert seen[0]["message"] == "Exception in callback 42()"
+
+
+def test_deep_recursion_in_a_tp_call_callable_is_a_recursion_error(loop):
+    seen = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx))
+
+    class Deep:
+        def __call__(self):
+            return self()
+
+    _run_callbacks(loop, (Deep(), ()))
+    assert len(seen) == 1
+    assert isinstance(seen[0]["exception"], RecursionError)
+
+
+@pytest.mark.ringloop_only
+@pytest.mark.parametrize("kind", ["SelectorEventLoop", "ProactorEventLoop"])
+def test_subclass_override_of_call_soon_is_used_by_tasks(kind):
+    import ringloop
+
+    cls = getattr(ringloop, kind)
+    calls = []
+
+    class Counting(cls):
+        def call_soon(self, callback, *args, context=None):
+            calls.append(callback)
+            return super().call_soon(callback, *args, context=context)
+
+    try:
+        loop = Counting()
+    except ringloop.UringUnavailable as exc:  # pragma: no cover
+        pytest.skip(str(exc))
+    try:
+        async def main():
+            await asyncio.sleep(0)
+            return 7
+
+        assert loop.run_until_complete(main()) == 7
+        assert "call_soon" not in vars(loop)
+        assert len(calls) >= 2          # the first step and the one after sleep(0)
+    finally:
+        loop.close()
+
+
+def test_patched_call_soon_is_used_and_restored(loop):
+    with mock.patch.object(loop, "call_soon", wraps=loop.call_soon) as patched:
+        async def main():
+            await asyncio.sleep(0)
+
+        run(loop, main())
+        assert patched.call_count >= 2
+    # After the patch, the loop's own call_soon works again.
+    out = []
+    _run_callbacks(loop, (out.append, (1,)))
+    assert out == [1]
+
+
+def test_call_soon_after_close_raises(loop):
+    loop.close()
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        loop.call_soon(lambda: None)
+
+
+@pytest.mark.ringloop_only
+def test_close_drops_the_bound_call_soon(loop):
+    # 3.11's fast path stores a bound call_soon in the instance dict; close()
+    # removes it, so a closed loop is not kept alive by a cycle through it.
+    loop.run_until_complete(asyncio.sleep(0))
+    loop.close()
+    assert "call_soon" not in vars(loop)
+
+
+@pytest.mark.parametrize("with_name", [False, True])
+@pytest.mark.parametrize("with_context", [False, True])
+def test_create_task_name_and_context(loop, with_name, with_context):
+    var = contextvars.ContextVar("v", default="outer")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inner")
+    kwargs = {}
+    if with_name:
+        kwargs["name"] = "job-1"
+    if with_context:
+        if sys.version_info < (3, 11):  # pragma: no cover
+            pytest.skip("context= is 3.11+")
+        kwargs["context"] = ctx
+
+    async def job():
+        return var.get()
+
+    async def main():
+        task = loop.create_task(job(), **kwargs)
+        if with_name:
+            assert task.get_name() == "job-1"
+        else:
+            assert task.get_name().startswith("Task-")
+        return await task
+
+    assert run(loop, main()) == ("inner" if with_context else "outer")
+
+
+def test_create_task_source_traceback_in_debug_mode(loop):
+    loop.set_debug(True)
+
+    async def job():
+        pass
+
+    async def main():
+        task = loop.create_task(job())
+        tb = task._source_traceback
+        await task
+        return tb
+
+    tb = run(loop, main())
+    assert tb
+    # The last frame is the caller's create_task() line, not the loop's.
+    assert tb[-1].name == "main"
+
+
+def test_create_task_no_source_traceback_outside_debug_mode(loop):
+    loop.set_debug(False)
+
+    async def job():
+        pass
+
+    async def main():
+        task = loop.create_task(job())
+        tb = task._source_traceback
+        await task
+        return tb
+
+    assert run(loop, main()) is None
