@@ -213,3 +213,35 @@ def test_create_task_no_source_traceback_outside_debug_mode(loop):
         return tb
 
     assert run(loop, main()) is None
+
+
+def test_a_handle_the_user_keeps_is_never_reused(loop):
+    # ringloop recycles handles nobody else holds; one the user keeps must
+    # stay what it was while many more callbacks come and go.
+    def f(i):
+        pass
+
+    kept = [loop.call_soon(f, i) for i in range(300)]
+    _run_callbacks(loop)
+    fresh = []
+    for _ in range(3):
+        fresh += [loop.call_soon(lambda: None) for _ in range(600)]
+        _run_callbacks(loop)
+    assert not {id(h) for h in kept} & {id(h) for h in fresh}
+    assert all(h._args == (i,) and not h.cancelled() for i, h in enumerate(kept))
+
+
+def test_handles_made_in_debug_mode_leave_nothing_behind(loop):
+    loop.set_debug(True)
+    for _ in range(50):
+        loop.call_soon(lambda: None)
+    cancelled = loop.call_soon(lambda: None)
+    cancelled.cancel()
+    del cancelled
+    _run_callbacks(loop)
+    loop.set_debug(False)
+    hs = [loop.call_soon(lambda: None) for _ in range(60)]
+    assert all(h._source_traceback is None for h in hs)
+    assert not any(h.cancelled() for h in hs)
+    assert all("cancelled" not in repr(h) for h in hs)
+    _run_callbacks(loop)

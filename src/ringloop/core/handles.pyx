@@ -7,6 +7,7 @@ extension type, and nothing in asyncio's API requires the base class.
 """
 
 cimport cython
+from cpython.ref cimport Py_INCREF, Py_DECREF
 
 import sys
 from asyncio import format_helpers as _fh
@@ -247,9 +248,36 @@ cdef inline int _fill_owned(Handle h, object loop, object callback, tuple args,
     return 0
 
 
+# Recycled call_soon handles.  A Handle the loop lets go of while nobody else
+# holds it (the C Task drops the one call_soon returns at once) is emptied
+# and kept here, still untracked, for the next call_soon: no allocation,
+# zeroing, GC link/unlink or deallocation per callback.  Nobody can observe
+# the reuse: the handle had no other reference and takes no weak ones.
+cdef enum:
+    POOL_MAX = 256
+cdef PyObject *_pool[POOL_MAX]
+cdef int _pool_n = 0
+
+
 cdef Handle new_owned_handle(object loop, object callback, tuple args, object context):
     """A handle the loop owns until it runs: kept out of the cyclic GC."""
-    cdef Handle h = Handle.__new__(Handle)
+    global _pool_n
+    cdef Handle h
+    if _pool_n:
+        _pool_n -= 1
+        h = <Handle>_pool[_pool_n]      # a new reference for h...
+        Py_DECREF(h)                     # ...replacing the pool's
+        h.callback = callback
+        h.args = args
+        h.loop = loop
+        if context is None:
+            h.context = PyContext_CopyCurrent()
+            PyObject_GC_UnTrack(<void *>h.context)
+            h.ctx_untracked = True
+        else:
+            h.context = context
+        return h
+    h = Handle.__new__(Handle)
     _fill_owned(h, loop, callback, args, context)
     return h
 
@@ -257,7 +285,9 @@ cdef Handle new_owned_handle(object loop, object callback, tuple args, object co
 cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept:
     """The loop is about to drop h; loop_refs is how many references the
     loop itself holds right now.  Anything more is someone else's: put the
-    handle (and its context copy) back under the cyclic GC."""
+    handle (and its context copy) back under the cyclic GC.  A plain Handle
+    only the loop holds goes to the pool instead."""
+    global _pool_n
     if not h.untracked:
         return
     if Py_REFCNT(h) > loop_refs:
@@ -265,6 +295,23 @@ cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept:
         if not PyObject_GC_IsTracked(h):
             PyObject_GC_Track(<void *>h)
         _track_context(h)
+    elif _pool_n < POOL_MAX and type(h) is Handle:
+        _track_context(h)
+        # Emptied before it is pooled: dropping these may run arbitrary
+        # code (__del__), which may schedule callbacks and use the pool.
+        h.callback = None
+        h.args = None
+        h.context = None
+        h.loop = None
+        h.cancelled_ = False
+        if h.source_traceback is not None:
+            h.source_traceback = None
+        if h.repr_cache is not None:
+            h.repr_cache = None
+        if _pool_n < POOL_MAX:
+            Py_INCREF(h)
+            _pool[_pool_n] = <PyObject *>h
+            _pool_n += 1
 
 
 cdef inline void _track_context(Handle h) noexcept:
