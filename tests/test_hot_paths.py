@@ -247,3 +247,31 @@ def test_handles_made_in_debug_mode_leave_nothing_behind(loop):
     assert not any(h.cancelled() for h in hs)
     assert all("cancelled" not in repr(h) for h in hs)
     _run_callbacks(loop)
+
+
+def test_futures_and_tasks_belong_to_their_loop_whichever_runs(loop, loop_factory):
+    # create_future/create_task leave out loop= when their loop is the
+    # running one; any other way they must still bind to their own loop.
+    other = loop_factory()
+    try:
+        async def job():
+            return "done"
+
+        assert loop.create_future().get_loop() is loop     # nothing running
+        t0 = loop.create_task(job())
+        assert t0.get_loop() is loop
+
+        async def main():
+            assert loop.create_future().get_loop() is loop
+            assert (await loop.create_task(job())) == "done"
+            fut = other.create_future()                      # another loop runs
+            task = other.create_task(job())
+            return fut, task
+
+        fut, task = run(loop, main())
+        assert loop.run_until_complete(t0) == "done"
+        assert fut.get_loop() is other and task.get_loop() is other
+        assert other.run_until_complete(task) == "done"
+        fut.cancel()
+    finally:
+        other.close()

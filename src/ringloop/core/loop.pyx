@@ -68,6 +68,8 @@ from ringloop import _messages as msg
 # Cached stdlib names (origin-prefixed, as the codebase convention says).
 cdef object aio_Future = asyncio.Future
 cdef object aio_Task = asyncio.Task
+# The C accessor Future and Task use themselves when given no loop.
+cdef object aio_get_running_loop = aio_events._get_running_loop
 cdef object aio_ensure_future = aio_tasks.ensure_future
 cdef object aio_isfuture = aio_futures.isfuture
 cdef object aio_wrap_future = aio_futures.wrap_future
@@ -901,15 +903,25 @@ cdef class CoreLoop:
     # ------------------------------------------------------------------
     # futures and tasks
 
-    def create_future(self):
+    cdef object _future(self):
+        # A Future created with no loop takes the running one: when that is
+        # this loop, leave the keyword out (a keyword costs the call a dict).
+        if aio_get_running_loop() is self:
+            return aio_Future()
         return aio_Future(loop=self)
+
+    def create_future(self):
+        return self._future()
 
     def create_task(self, coro, *, name=None, context=None):
         self._check_closed()
         if self.task_factory is None:
             # Defaults left out: every keyword costs a dict entry in the call.
             if name is None and context is None:
-                task = aio_Task(coro, loop=self)
+                if aio_get_running_loop() is self:
+                    task = aio_Task(coro)     # takes the running loop: this one
+                else:
+                    task = aio_Task(coro, loop=self)
             else:
                 task = aio_Task(coro, loop=self, name=name, context=context)
             # No frame of ours to trim from task._source_traceback (asyncio
@@ -1349,7 +1361,7 @@ cdef class CoreLoop:
             return getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             pass
-        fut = aio_Future(loop=self)
+        fut = self._future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         if write:
@@ -1388,7 +1400,7 @@ cdef class CoreLoop:
             n = 0
         if n == len(data):
             return
-        fut = aio_Future(loop=self)
+        fut = self._future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         handle = self._add_writer(fd, self._sock_sendall,
@@ -1427,7 +1439,7 @@ cdef class CoreLoop:
             resolved = await self._ensure_resolved(
                 address, family=sock.family, type=sock.type, proto=sock.proto)
             address = resolved[0][4]
-        fut = aio_Future(loop=self)
+        fut = self._future()
         self._sock_connect(fut, sock, address)
         try:
             return await fut
@@ -1484,7 +1496,7 @@ cdef class CoreLoop:
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking."""
         self._check_sock(sock)
-        fut = aio_Future(loop=self)
+        fut = self._future()
         self._sock_accept(fut, sock)
         return await fut
 
@@ -1534,7 +1546,7 @@ cdef class CoreLoop:
         blocksize = count if count else fsize
         if not blocksize:
             return 0
-        fut = aio_Future(loop=self)
+        fut = self._future()
         self._sock_sendfile_step(fut, None, sock, fileno, offset, count,
                                  blocksize, 0)
         return await fut
