@@ -86,7 +86,6 @@ cdef class CoreLoop:
                              bint write)
     cdef bint _remove_handler(self, object fileobj, bint write) except -1
     cdef object _add_reader(self, object fileobj, object callback, tuple args)
-    cdef object _future(self)
     cdef object _add_writer(self, object fileobj, object callback, tuple args)
     cdef bint _remove_reader(self, object fileobj) except -1
     cdef bint _remove_writer(self, object fileobj) except -1

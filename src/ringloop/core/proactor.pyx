@@ -78,7 +78,7 @@ cdef class ProactorCore(CoreLoop):
 
     cdef object _new_future(self):
         self._check_closed()
-        return self._future()
+        return aio_Future(loop=self)
 
     async def sock_recv(self, sock, n):
         """Receive up to n bytes (an io_uring RECV)."""
