@@ -182,8 +182,9 @@ def test_create_task_name_and_context(loop, with_name, with_context):
     assert run(loop, main()) == ("inner" if with_context else "outer")
 
 
-def test_create_task_source_traceback_in_debug_mode(loop):
-    loop.set_debug(True)
+@pytest.mark.parametrize("debug", [True, False])
+def test_create_task_source_traceback(loop, debug):
+    loop.set_debug(debug)
 
     async def job():
         pass
@@ -195,24 +196,11 @@ def test_create_task_source_traceback_in_debug_mode(loop):
         return tb
 
     tb = run(loop, main())
-    assert tb
-    # The last frame is the caller's create_task() line, not the loop's.
-    assert tb[-1].name == "main"
-
-
-def test_create_task_no_source_traceback_outside_debug_mode(loop):
-    loop.set_debug(False)
-
-    async def job():
-        pass
-
-    async def main():
-        task = loop.create_task(job())
-        tb = task._source_traceback
-        await task
-        return tb
-
-    assert run(loop, main()) is None
+    if debug:
+        # The last frame is the caller's create_task() line, not the loop's.
+        assert tb and tb[-1].name == "main"
+    else:
+        assert tb is None
 
 
 def test_a_handle_the_user_keeps_is_never_reused(loop):

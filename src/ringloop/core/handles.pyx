@@ -233,6 +233,7 @@ cdef inline int _fill(Handle h, object loop, object callback, tuple args,
 
 cdef inline int _fill_owned(Handle h, object loop, object callback, tuple args,
                            object context) except -1:
+    """Fill an untracked handle the loop owns (new or from the pool)."""
     h.callback = callback
     h.args = args
     h.loop = loop
@@ -243,6 +244,10 @@ cdef inline int _fill_owned(Handle h, object loop, object callback, tuple args,
         h.ctx_untracked = True
     else:
         h.context = context
+    return 0
+
+
+cdef inline int _untrack(Handle h) except -1:
     PyObject_GC_UnTrack(<void *>h)
     h.untracked = True
     return 0
@@ -267,17 +272,9 @@ cdef Handle new_owned_handle(object loop, object callback, tuple args, object co
         _pool_n -= 1
         h = <Handle>_pool[_pool_n]      # a new reference for h...
         Py_DECREF(h)                     # ...replacing the pool's
-        h.callback = callback
-        h.args = args
-        h.loop = loop
-        if context is None:
-            h.context = PyContext_CopyCurrent()
-            PyObject_GC_UnTrack(<void *>h.context)
-            h.ctx_untracked = True
-        else:
-            h.context = context
-        return h
-    h = Handle.__new__(Handle)
+    else:
+        h = Handle.__new__(Handle)
+        _untrack(h)
     _fill_owned(h, loop, callback, args, context)
     return h
 
@@ -325,6 +322,7 @@ cdef TimerHandle new_timer(object loop, double when, object callback, tuple args
                            object context):
     """A timer the loop owns until it fires or is dropped (see above)."""
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
+    _untrack(h)
     _fill_owned(h, loop, callback, args, context)
     h.when_ = when
     return h
