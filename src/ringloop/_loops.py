@@ -6,6 +6,7 @@ import asyncio
 import os
 import selectors
 import sys
+import types
 import warnings
 
 from ringloop._network import NetworkMixin
@@ -52,10 +53,10 @@ if sys.version_info < (3, 12):
             loop.__dict__["call_soon"] = _CORE_CALL_SOON.__get__(loop, type(loop))
 
     def _unbind(loop: CoreLoop) -> None:
-        d = loop.__dict__
-        if type(d.get("call_soon")) is type(_CORE_CALL_SOON.__get__(loop)):
-            if getattr(d["call_soon"], "__self__", None) is loop:
-                del d["call_soon"]
+        # Only the method _prebind stored: a user's replacement stays.
+        bound = loop.__dict__.get("call_soon")
+        if isinstance(bound, types.BuiltinMethodType) and bound.__self__ is loop:
+            del loop.__dict__["call_soon"]
 
 else:
 
