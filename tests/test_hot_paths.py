@@ -5,9 +5,6 @@ created with and without names and contexts."""
 import asyncio
 import contextvars
 import functools
-import gc
-import sys
-import weakref
 from unittest import mock
 
 import pytest
@@ -164,8 +161,6 @@ def test_create_task_name_and_context(loop, with_name, with_context):
     if with_name:
         kwargs["name"] = "job-1"
     if with_context:
-        if sys.version_info < (3, 11):  # pragma: no cover
-            pytest.skip("context= is 3.11+")
         kwargs["context"] = ctx
 
     async def job():
