@@ -769,8 +769,11 @@ def test_signal_after_exit_raises_process_lookup_error(loop):
 
 def test_process_signal_methods(loop):
     async def main():
-        proc = await exec_py("import time; print('ready', flush=True); time.sleep(30)",
-                             stdout=PIPE)
+        # Short sleeps, not one long one: a SIGINT that lands between the
+        # interpreter's last signal check and the sleep's system call is only
+        # acted on when that sleep ends (seen once on a loaded CI machine).
+        proc = await exec_py("import time\nprint('ready', flush=True)\n"
+                             "for _ in range(300): time.sleep(0.1)", stdout=PIPE)
         assert await asyncio.wait_for(proc.stdout.readline(), TIMEOUT) == b"ready\n"
         proc.send_signal(signal.SIGINT)
         # KeyboardInterrupt, then Python ends itself with SIGINT (3.8+)
