@@ -14,6 +14,7 @@ these next to the timed tables of bench/echo.py.
 
     python bench/callgrind_echo.py --loops uvloop,ringloop,ringloop-proactor
     python bench/callgrind_echo.py --mode streams --size 102400
+    python bench/callgrind_echo.py --mode http
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import LOOPS, load_factory  # noqa: E402
+from httpbench import RESPONSE, http_protocol  # noqa: E402
+
+
+def report_and_exit(what: str, exc: BaseException) -> None:
+    """The http server's error report: a counted run must not go on after one."""
+    print(f"http server: {what}: {exc!r}", file=sys.stderr, flush=True)
+    os._exit(1)
 
 
 def serve(loop_name: str, mode: str, conns: int) -> None:
@@ -68,9 +76,16 @@ def serve(loop_name: str, mode: str, conns: int) -> None:
         writer.close()
         one_closed()
 
+    class Http(http_protocol(report_and_exit)):  # type: ignore[misc]
+        def connection_lost(self, exc):
+            super().connection_lost(exc)
+            one_closed()
+
     async def main() -> None:
         if mode == "protocol":
             server = await loop.create_server(Echo, "127.0.0.1", 0, backlog=1024)
+        elif mode == "http":
+            server = await loop.create_server(Http, "127.0.0.1", 0, backlog=1024)
         else:
             server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=1024)
         print(json.dumps({"port": server.sockets[0].getsockname()[1]}), flush=True)
@@ -81,9 +96,17 @@ def serve(loop_name: str, mode: str, conns: int) -> None:
     loop.close()
 
 
-def drive(port: int, conns: int, size: int, n: int) -> None:
-    """Blocking client: n round trips spread over `conns` connections."""
-    payload = os.urandom(size)
+def drive(port: int, conns: int, size: int, n: int, mode: str) -> None:
+    """Blocking client: n round trips spread over `conns` connections.
+
+    In http mode each round trip is a keep-alive GET (as wrk sends it) and
+    the server's fixed answer; ``size`` does not apply.
+    """
+    if mode == "http":
+        payload = f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+        size = len(RESPONSE)
+    else:
+        payload = os.urandom(size)
     per_conn = [n // conns + (1 if i < n % conns else 0) for i in range(conns)]
 
     def one(count: int) -> None:
@@ -116,7 +139,7 @@ def measure(loop_name: str, mode: str, conns: int, size: int, n: int,
             if not line:
                 raise RuntimeError(f"server did not start: {proc.stderr.read()[-2000:]}")
             port = json.loads(line)["port"]
-            drive(port, conns, size, n)
+            drive(port, conns, size, n, mode)
             proc.wait(timeout=timeout)
         finally:
             if proc.poll() is None:
@@ -133,7 +156,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--loops", default="uvloop,ringloop,ringloop-proactor")
     ap.add_argument("--mode", default="protocol,streams",
-                    help="comma-separated: protocol, streams")
+                    help="comma-separated: protocol, streams, http (bench/httpbench.py's server)")
     ap.add_argument("--size", type=int, default=1024)
     ap.add_argument("--conns", type=int, default=10)
     ap.add_argument("--n1", type=int, default=2000)
@@ -147,25 +170,27 @@ def main() -> None:
         if name not in LOOPS:
             ap.error(f"unknown loop {name!r}; known: {', '.join(LOOPS)}")
     results = []
-    print(f"| mode | size | conns | loop | instructions/request | vs uvloop |")
+    print("| mode | size | conns | loop | instructions/request | vs uvloop |")
     print("|---|---|---|---|---|---|")
     for mode in modes:
         base = None
+        size = "-" if mode == "http" else args.size
         for name in loops:
             t0 = time.monotonic()
             try:
                 ir1 = measure(name, mode, args.conns, args.size, args.n1, args.timeout)
                 ir2 = measure(name, mode, args.conns, args.size, args.n2, args.timeout)
             except Exception as exc:  # a loop that fails gets a row saying so
-                print(f"| {mode} | {args.size} | {args.conns} | {name} | failed: {exc} | |")
+                print(f"| {mode} | {size} | {args.conns} | {name} | failed: {exc} | |")
                 continue
             per = (ir2 - ir1) / (args.n2 - args.n1)
             if name == "uvloop":
                 base = per
             ratio = f"{per / base:.2f}x" if base else ""
-            print(f"| {mode} | {args.size} | {args.conns} | {name} | {per:,.0f} | {ratio} |",
+            print(f"| {mode} | {size} | {args.conns} | {name} | {per:,.0f} | {ratio} |",
                   flush=True)
-            results.append({"mode": mode, "size": args.size, "conns": args.conns,
+            results.append({"mode": mode, "size": None if mode == "http" else args.size,
+                            "conns": args.conns,
                             "loop": name, "ir_n1": ir1, "ir_n2": ir2,
                             "n1": args.n1, "n2": args.n2, "per_request": per,
                             "seconds": round(time.monotonic() - t0, 1)})

@@ -71,20 +71,13 @@ WRK_HINT = "apt-get install -y wrk; bench/run.sh does it when it runs as root wi
 # --------------------------------------------------------------------------
 
 
-def serve(job: dict[str, Any]) -> int:
-    """Answer every request on 127.0.0.1 with RESPONSE, keep-alive, until killed."""
-    pin(job.get("cpu"))
-    report, on_loop_error = error_reporters("http server")
+def http_protocol(report: Any) -> type[asyncio.Protocol]:
+    """The benchmark's protocol class; ``report(what, exc)`` hears of its errors.
 
-    try:
-        import httptools
-
-        loop = load_factory(job["factory"])()
-    except Exception as exc:  # noqa: BLE001 - said, not raised: the parent reads it
-        report("start", exc)
-        return 1
-
-    loop.set_exception_handler(on_loop_error)
+    Shared with bench/callgrind_echo.py's ``http`` mode, so the counted
+    server is the timed one.
+    """
+    import httptools
 
     class HttpProtocol(asyncio.Protocol):
         """HTTP/1.1 with httptools' parser: one fixed answer per request, keep-alive."""
@@ -115,6 +108,23 @@ def serve(job: dict[str, Any]) -> int:
         def connection_lost(self, exc: Exception | None) -> None:
             if exc is not None and not isinstance(exc, ConnectionError):
                 report("connection_lost", exc)
+
+    return HttpProtocol
+
+
+def serve(job: dict[str, Any]) -> int:
+    """Answer every request on 127.0.0.1 with RESPONSE, keep-alive, until killed."""
+    pin(job.get("cpu"))
+    report, on_loop_error = error_reporters("http server")
+
+    try:
+        HttpProtocol = http_protocol(report)  # imports httptools
+        loop = load_factory(job["factory"])()
+    except Exception as exc:  # noqa: BLE001 - said, not raised: the parent reads it
+        report("start", exc)
+        return 1
+
+    loop.set_exception_handler(on_loop_error)
 
     listener = listening_socket(int(job.get("conns", 0)))
     port = listener.getsockname()[1]  # before a loop takes the socket over
