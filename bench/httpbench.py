@@ -1,4 +1,5 @@
-"""HTTP/1.1 keep-alive server (httptools on asyncio.Protocol) per loop, loaded with wrk."""
+"""HTTP/1.1 keep-alive server (httptools on asyncio.Protocol) per loop, loaded with wrk
+and with the suite's native load generator (bench/loadgen.c -H)."""
 
 # Not named http.py: bench/ is the first entry of sys.path of every script
 # here, and a module named http would shadow the standard library's package.
@@ -43,6 +44,7 @@ from echo import (
     SERVER_SLACK_S,
     STDERR_TAIL,
     backlog,
+    build_loadgen,
     cpu_seconds,
     error_reporters,
     last_line,
@@ -64,6 +66,8 @@ CLIENT_SLACK_S = 20.0
 # Seconds a run costs beyond warm-up + duration, for the time estimate.
 RUN_OVERHEAD_S = 0.4
 WRK_HINT = "apt-get install -y wrk; bench/run.sh does it when it runs as root with apt-get"
+# The load generators, in the order they run in each repetition.
+CLIENTS = ("wrk", "native")
 
 
 # --------------------------------------------------------------------------
@@ -198,8 +202,39 @@ def run_wrk(cmd: list[str], duration: int, cpu: int) -> tuple[subprocess.Complet
     return proc, round(used / wall, 3) if wall > 0 else None
 
 
-def run_once(name: str, args: argparse.Namespace, wrk: str) -> dict[str, Any]:
-    """One server of loop `name`, a warm-up wrk run, then the measured one."""
+def run_native(loadgen: Path, args: argparse.Namespace, port: int
+               ) -> tuple[dict[str, Any] | None, float | None, list[str]]:
+    """The native client (warm-up included, unmeasured): its JSON, CPU share, problems."""
+    cmd = [str(loadgen), "-H", "-p", str(port), "-n", str(args.conns), "-s", str(len(RESPONSE)),
+           "-w", str(args.warmup), "-d", str(args.duration), "-C", str(args.client_cpu)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True,
+                              timeout=args.warmup + args.duration + CLIENT_SLACK_S)
+    except subprocess.TimeoutExpired:
+        return None, None, ["the load generator did not end by its deadline"]
+    if proc.returncode != 0 or not proc.stdout.strip():
+        why = last_line(proc.stderr) or f"exit status {proc.returncode}"
+        return None, None, [f"the load generator failed: {why}"]
+    said = json.loads(proc.stdout.strip().splitlines()[-1])
+    problems = []
+    if said.get("errors"):
+        problems.append(f"{said['errors']} connection error(s), first: {said['first_error']}")
+    if said.get("stalled"):
+        problems.append(f"{said['stalled']} connection(s) stalled")
+    if not said.get("requests"):
+        problems.append("no request completed")
+    outcome = {k: said[k] for k in ("rps", "requests", "window_s", "p50_us", "p90_us",
+                                    "p99_us", "client_cpu_wait") if k in said}
+    return outcome, said.get("client_cpu"), problems
+
+
+def run_once(name: str, client: str, args: argparse.Namespace, wrk: str | None,
+             loadgen: Path | None) -> dict[str, Any]:
+    """One server of loop `name` under `client`: a warm-up, then the measured run.
+
+    wrk: an unmeasured wrk run, then the measured one; native: the load
+    generator's own warm-up, then its measured window.
+    """
     job = {"factory": LOOPS[name], "cpu": args.server_cpu, "conns": args.conns,
            "lifetime": args.warmup + args.duration + SERVER_SLACK_S}
     outcome: dict[str, Any] = {}
@@ -219,20 +254,31 @@ def run_once(name: str, args: argparse.Namespace, wrk: str) -> dict[str, Any]:
                        or last_line(said) or f"no answer within {READY_TIMEOUT_S:.0f} s")
                 return {"error": f"server did not start: {why}", "server_stderr": said}
             ready = json.loads(line)
-            if args.warmup:
-                run_wrk(wrk_command(wrk, args, ready["port"], args.warmup), args.warmup,
-                        args.client_cpu)
-            cpu0, t0 = cpu_seconds(ready["pid"]), time.monotonic()
-            proc, client_cpu = run_wrk(wrk_command(wrk, args, ready["port"], args.duration),
-                                       args.duration, args.client_cpu)
+            proc = native = None
+            problems: list[str] = []
+            if client == "native":
+                assert loadgen is not None
+                # The server's CPU share is taken over the warm-up too here.
+                cpu0, t0 = cpu_seconds(ready["pid"]), time.monotonic()
+                native, client_cpu, problems = run_native(loadgen, args, ready["port"])
+            else:
+                assert wrk is not None
+                if args.warmup:
+                    run_wrk(wrk_command(wrk, args, ready["port"], args.warmup), args.warmup,
+                            args.client_cpu)
+                cpu0, t0 = cpu_seconds(ready["pid"]), time.monotonic()
+                proc, client_cpu = run_wrk(wrk_command(wrk, args, ready["port"],
+                                                       args.duration),
+                                           args.duration, args.client_cpu)
             cpu1, t1 = cpu_seconds(ready["pid"]), time.monotonic()
             server_status = server.poll()
         finally:
             stop(server)
         stderr_text = tail(server_err, STDERR_TAIL)
 
-    problems = []
-    if proc is None:
+    if client == "native":
+        outcome = native or {}
+    elif proc is None:
         problems.append("wrk did not end by its deadline")
     elif proc.returncode != 0:
         problems.append(f"wrk failed: {last_line(proc.stderr) or last_line(proc.stdout) or proc.returncode}")
@@ -250,7 +296,7 @@ def run_once(name: str, args: argparse.Namespace, wrk: str) -> dict[str, Any]:
             problems.append(f"{outcome['non_2xx']} non-2xx responses")
     if server_status is not None:
         problems.append(f"server exited (status {server_status}) during the load")
-    outcome["client_cpu"] = client_cpu if proc is not None else None
+    outcome["client_cpu"] = client_cpu
     outcome["server_cpu"] = None
     if cpu0 is not None and cpu1 is not None and cpu1[0] > cpu0[0]:
         outcome["server_cpu"] = round((cpu1[0] - cpu0[0]) / (t1 - t0), 3)
@@ -265,14 +311,15 @@ def run_once(name: str, args: argparse.Namespace, wrk: str) -> dict[str, Any]:
     return outcome
 
 
-def summarise(loops: Sequence[str], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def summarise(loops: Sequence[str], clients: Sequence[str],
+              runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     cells = []
-    for name in loops:
-        mine = [r["result"] for r in runs if r["loop"] == name]
+    for client, name in ((c, n) for c in clients for n in loops):
+        mine = [r["result"] for r in runs if r["loop"] == name and r["client"] == client]
         good = [r for r in mine if "error" not in r]
         rps = [r["rps"] for r in good]
         cells.append({
-            "loop": name, "runs": len(mine), "counted": len(good),
+            "loop": name, "client": client, "runs": len(mine), "counted": len(good),
             "median_rps": median_or_none(rps), "rps": rps,
             "median_p50_us": median_or_none([r["p50_us"] for r in good]),
             "median_p99_us": median_or_none([r["p99_us"] for r in good if "p99_us" in r]),
@@ -300,16 +347,21 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--reps", type=int, default=7,
                         help="repetitions per loop, interleaved (default 7)")
     add_loop_arguments(parser)
-    parser.add_argument("--conns", type=int, default=100, help="wrk connections (default 100)")
+    parser.add_argument("--clients", default=",".join(CLIENTS),
+                        help="comma-separated load generators: wrk (wrk -t1), native (the "
+                             "suite's C client, bench/loadgen.c -H; cheaper per request, so "
+                             "less often the limit) (default: both)")
+    parser.add_argument("--conns", type=int, default=100,
+                        help="connections of each client (default 100)")
     parser.add_argument("--duration", type=int, default=3,
                         help="measured seconds per run, whole seconds for wrk (default 3)")
     parser.add_argument("--warmup", type=int, default=1,
-                        help="seconds of an unmeasured wrk run first, same server; 0: none "
+                        help="unmeasured seconds of load first, same server; 0: none "
                              "(default 1)")
     parser.add_argument("--server-cpu", type=int, default=0,
                         help="CPU the server is pinned to; -1: no pinning (default 0)")
     parser.add_argument("--client-cpu", type=int, default=1,
-                        help="CPU wrk is pinned to (taskset); -1: no pinning (default 1)")
+                        help="CPU the client is pinned to; -1: no pinning (default 1)")
     parser.add_argument("--json", default=None, metavar="PATH",
                         help="JSON results path (default bench/results/http-<time>.json)")
     parser.add_argument("--markdown", default=None, metavar="PATH",
@@ -319,6 +371,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.reps < 1 or args.duration < 1 or args.warmup < 0 or args.conns < 1:
         parser.error("--reps, --duration and --conns must be at least 1, --warmup at least 0")
+    args.clients = list(dict.fromkeys(c for c in args.clients.split(",") if c))
+    unknown = [c for c in args.clients if c not in CLIENTS]
+    if unknown or not args.clients:
+        parser.error(f"--clients: choose from {', '.join(CLIENTS)}")
     resolve_loops(parser, args)
     return args
 
@@ -332,41 +388,61 @@ def main(argv: Sequence[str]) -> int:
         "kind": "ringloop-http",
         "started": started.isoformat(timespec="seconds"),
         **environment(),
-        "settings": {"reps": args.reps, "loops": args.loops, "conns": args.conns,
+        "settings": {"reps": args.reps, "loops": args.loops, "clients": [],
+                     "conns": args.conns,
                      "duration": args.duration, "warmup": args.warmup,
                      "server_cpu": args.server_cpu, "client_cpu": args.client_cpu,
                      "threads": 1},
-        "loops": {}, "cells": [], "runs": [], "skipped": None,
+        "loops": {}, "cells": [], "runs": [], "skipped": None, "clients_skipped": {},
     }
     wrk = shutil.which("wrk")
-    if not wrk:
-        document["skipped"] = f"wrk is not installed: {WRK_HINT}"
-    elif importlib.util.find_spec("httptools") is None:
+    loadgen: Path | None = None
+    clients = []
+    for client in args.clients:
+        if client == "wrk" and not wrk:
+            document["clients_skipped"]["wrk"] = f"wrk is not installed: {WRK_HINT}"
+        elif client == "native":
+            try:
+                loadgen = build_loadgen()
+            except SystemExit as exc:  # no C compiler: said, and the other client goes on
+                document["clients_skipped"]["native"] = str(exc)
+            else:
+                clients.append(client)
+        else:
+            clients.append(client)
+    document["settings"]["clients"] = clients
+    if importlib.util.find_spec("httptools") is None:
         document["skipped"] = (f"httptools is not installed for {sys.executable}: "
                                "pip install httptools; bench/run.sh installs it")
+    elif not clients:
+        document["skipped"] = "; ".join(document["clients_skipped"].values())
     if not document["skipped"]:
-        assert wrk is not None
         loops, document["loops"] = usable_loops(args.loops)
-        document["settings"]["wrk"] = wrk
-        version = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
-        said = (version.stdout or version.stderr).strip().splitlines()
-        document["settings"]["wrk_version"] = said[0] if said else ""
-        total = len(loops) * args.reps
-        print(f"http: {len(loops)} loop(s) x {args.reps} repetitions = {total} runs of "
-              f"{args.warmup} + {args.duration} s: about "
+        if wrk and "wrk" in clients:
+            document["settings"]["wrk"] = wrk
+            version = subprocess.run([wrk, "-v"], capture_output=True, text=True, timeout=10)
+            said = (version.stdout or version.stderr).strip().splitlines()
+            document["settings"]["wrk_version"] = said[0] if said else ""
+        if loadgen is not None:
+            document["settings"]["loadgen"] = str(loadgen)
+        total = len(loops) * len(clients) * args.reps
+        print(f"http: {len(loops)} loop(s) x {len(clients)} client(s) x {args.reps} "
+              f"repetitions = {total} runs of {args.warmup} + {args.duration} s: about "
               f"{total * (args.warmup + args.duration + RUN_OVERHEAD_S) / 60:.1f} min",
               file=sys.stderr)
         runs: list[dict[str, Any]] = []
         for rep in range(args.reps):
-            shown = []
-            for name in rotated(loops, rep):
-                result = run_once(name, args, wrk)
-                runs.append({"rep": rep, "loop": name, "result": result})
-                shown.append(f"{name} FAILED ({result['error'][:160]})" if "error" in result
-                             else f"{name} {fmt_ops(result['rps'])}")
-            print(f"rep {rep + 1}/{args.reps}: " + ", ".join(shown), file=sys.stderr)
+            for client in clients:
+                shown = []
+                for name in rotated(loops, rep):
+                    result = run_once(name, client, args, wrk, loadgen)
+                    runs.append({"rep": rep, "loop": name, "client": client, "result": result})
+                    shown.append(f"{name} FAILED ({result['error'][:160]})" if "error" in result
+                                 else f"{name} {fmt_ops(result['rps'])}")
+                print(f"rep {rep + 1}/{args.reps} {client}: " + ", ".join(shown),
+                      file=sys.stderr)
         document["runs"] = runs
-        document["cells"] = summarise(loops, runs)
+        document["cells"] = summarise(loops, clients, runs)
     else:
         print(f"http: skipped: {document['skipped']}", file=sys.stderr)
     document["wall_seconds"] = round((datetime.datetime.now() - started).total_seconds(), 1)

@@ -1,9 +1,14 @@
 /*
- * TCP echo load generator for bench/echo.py.
+ * TCP echo load generator for bench/echo.py, and HTTP/1.1 keep-alive load
+ * generator for bench/httpbench.py (-H).
  *
  * N connections to 127.0.0.1:PORT, each in ping-pong: send a message of
  * SIZE bytes, read until SIZE bytes came back (and check they are the bytes
- * sent), send the next one.  One thread, non-blocking sockets, epoll.
+ * sent), send the next one.  With -H the message is a keep-alive
+ * "GET / HTTP/1.1" request (as wrk sends it) and SIZE is the length of the
+ * server's fixed answer: every answer must be a "HTTP/1.1 200 " of exactly
+ * SIZE bytes, the same bytes as the first one.  One thread, non-blocking
+ * sockets, epoll.
  * Runs WARMUP seconds unmeasured, then DURATION seconds measured, and prints
  * one JSON line: requests/s over the measured window and the round-trip
  * latency percentiles (1 us histogram buckets) of the requests completed in
@@ -74,7 +79,8 @@ static double run_delay_seconds(void) {
 static void usage(const char *argv0) {
     fprintf(stderr,
             "usage: %s -p PORT [-n CONNS=100] [-s SIZE=1024] [-w WARMUP_S=1] [-d DURATION_S=3]\n"
-            "          [-C CPU=-1] [-S STALL_S=1]\n",
+            "          [-C CPU=-1] [-S STALL_S=1] [-H]\n"
+            "  -H: HTTP/1.1 keep-alive GETs; SIZE is the exact length of the server's answer\n",
             argv0);
     exit(2);
 }
@@ -101,7 +107,11 @@ static void kill_conn(int ep, struct conn *c) {
     close(c->fd);
 }
 
+static int http_mode;             /* -H */
+static unsigned char *http_answer; /* the first complete answer, which every other must equal */
+
 static void fill_message(struct conn *c, size_t size) {
+    if (http_mode) return; /* the same request every time */
     /* The sequence number at the start, so a stale or misplaced echo fails. */
     size_t n = size < sizeof c->seq ? size : sizeof c->seq;
     memcpy(c->out, &c->seq, n);
@@ -131,7 +141,7 @@ int main(int argc, char **argv) {
     size_t size = 1024;
     double warmup = 1.0, duration = 3.0, stall_s = 1.0;
     int opt;
-    while ((opt = getopt(argc, argv, "p:n:s:w:d:C:S:")) != -1) {
+    while ((opt = getopt(argc, argv, "p:n:s:w:d:C:S:H")) != -1) {
         switch (opt) {
         case 'p': port = atoi(optarg); break;
         case 'n': nconns = atoi(optarg); break;
@@ -140,11 +150,25 @@ int main(int argc, char **argv) {
         case 'd': duration = atof(optarg); break;
         case 'C': cpu = atoi(optarg); break;
         case 'S': stall_s = atof(optarg); break;
+        case 'H': http_mode = 1; break;
         default: usage(argv[0]);
         }
     }
-    if (port <= 0 || port > 65535 || nconns <= 0 || size == 0 || warmup < 0 || duration <= 0)
+    if (port <= 0 || port > 65535 || nconns <= 0 || size == 0 || warmup < 0 || duration <= 0
+        || (http_mode && size < 13))  /* an answer is at least "HTTP/1.1 200 " */
         usage(argv[0]);
+    /* What each connection sends (out_len bytes) and reads back (in_len). */
+    char request[128];
+    size_t out_len = size, in_len = size;
+    if (http_mode) {
+        out_len = (size_t)snprintf(request, sizeof request,
+                                   "GET / HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", port);
+        http_answer = calloc(1, size);
+        if (!http_answer) {
+            perror("calloc");
+            return 2;
+        }
+    }
 
     /* Whatever happens, this process ends: the kernel kills it 10 s after
        the window should have closed. */
@@ -178,13 +202,16 @@ int main(int argc, char **argv) {
     double t_measure = t0 + warmup, t_end = t_measure + duration;
     for (int i = 0; i < nconns; i++) {
         struct conn *c = &conns[i];
-        c->out = malloc(size);
-        c->in = malloc(size);
+        c->out = malloc(out_len);
+        c->in = malloc(in_len);
         if (!c->out || !c->in) {
             perror("malloc");
             return 2;
         }
-        for (size_t k = 0; k < size; k++) c->out[k] = (unsigned char)('a' + (i + k) % 26);
+        if (http_mode)
+            memcpy(c->out, request, out_len);
+        else
+            for (size_t k = 0; k < size; k++) c->out[k] = (unsigned char)('a' + (i + k) % 26);
         c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         if (c->fd < 0) {
             perror("socket");
@@ -247,24 +274,28 @@ int main(int argc, char **argv) {
                 epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
                 fill_message(c, size);
                 c->t_send = now();
-                if (pump_send(ep, c, size) < 0) continue;
-                if (c->sent < size) {
+                if (pump_send(ep, c, out_len) < 0) continue;
+                if (c->sent < out_len) {
                     struct epoll_event evw = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
                     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &evw);
                 }
                 continue;
             }
-            if ((evs & EPOLLOUT) && c->sent < size) {
-                if (pump_send(ep, c, size) < 0) continue;
-                if (c->sent == size) {
+            if ((evs & EPOLLOUT) && c->sent < out_len) {
+                if (pump_send(ep, c, out_len) < 0) continue;
+                if (c->sent == out_len) {
                     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
                     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
                 }
             }
             if (!(evs & (EPOLLIN | EPOLLERR | EPOLLHUP))) continue;
             for (;;) {
-                if (c->got >= c->sent) {
-                    /* Nothing outstanding: the server echoed more than it got. */
+                /* Bytes the server may have sent back by now: an echo cannot
+                   be ahead of the request, an HTTP answer comes once the whole
+                   request is out. */
+                size_t expect = http_mode ? (c->sent == out_len ? in_len : 0) : c->sent;
+                if (c->got >= expect) {
+                    /* Nothing outstanding: the server answered more than it was asked. */
                     char junk[64];
                     ssize_t r = recv(c->fd, junk, sizeof junk, 0);
                     if (r > 0) {
@@ -279,7 +310,7 @@ int main(int argc, char **argv) {
                     }
                     break;
                 }
-                ssize_t r = recv(c->fd, c->in + c->got, c->sent - c->got, 0);
+                ssize_t r = recv(c->fd, c->in + c->got, expect - c->got, 0);
                 if (r < 0) {
                     if (errno == EINTR) continue;
                     if (errno != EAGAIN && errno != EWOULDBLOCK) {
@@ -294,10 +325,23 @@ int main(int argc, char **argv) {
                     break;
                 }
                 c->got += (size_t)r;
-                if (c->got < size) continue;
+                if (c->got < in_len) continue;
                 /* One round trip done. */
                 double t_done = now();
-                if (memcmp(c->in, c->out, size) != 0) {
+                if (http_mode) {
+                    if (!http_answer[0]) {
+                        if (memcmp(c->in, "HTTP/1.1 200 ", 13) != 0) {
+                            note_error("the answer is not HTTP/1.1 200", EPROTO);
+                            kill_conn(ep, c);
+                            break;
+                        }
+                        memcpy(http_answer, c->in, in_len);
+                    } else if (memcmp(c->in, http_answer, in_len) != 0) {
+                        note_error("an answer differs from the first one", EPROTO);
+                        kill_conn(ep, c);
+                        break;
+                    }
+                } else if (memcmp(c->in, c->out, size) != 0) {
                     note_error("echo differs from the message sent", EPROTO);
                     kill_conn(ep, c);
                     break;
@@ -316,8 +360,8 @@ int main(int argc, char **argv) {
                 c->sent = c->got = 0;
                 fill_message(c, size);
                 c->t_send = now();
-                if (pump_send(ep, c, size) < 0) break;
-                if (c->sent < size) {
+                if (pump_send(ep, c, out_len) < 0) break;
+                if (c->sent < out_len) {
                     struct epoll_event evw = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
                     epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &evw);
                 }
@@ -369,7 +413,7 @@ int main(int argc, char **argv) {
 
     if (alive == 0) conn_min = 0;
     double window = t_end - t_measure;
-    printf("{\"conns\": %d, \"size\": %zu, \"warmup\": %g, \"duration\": %g, "
+    printf("{\"mode\": \"%s\", \"conns\": %d, \"size\": %zu, \"warmup\": %g, \"duration\": %g, "
            "\"requests\": %llu, \"requests_all\": %llu, \"window_s\": %.6f, \"rps\": %.1f, "
            "\"p50_us\": %.1f, \"p90_us\": %.1f, \"p99_us\": %.1f, \"p999_us\": %.1f, "
            "\"max_us\": %.1f, \"connected\": %d, \"alive\": %d, \"never_answered\": %d, "
@@ -377,7 +421,7 @@ int main(int argc, char **argv) {
            "\"conn_requests_max\": %llu, \"client_cpu\": %.3f, \"client_cpu_wait\": %.3f, "
            "\"errors\": %lu, "
            "\"first_error\": \"%s\"}\n",
-           nconns, size, warmup, duration, (unsigned long long)measured,
+           http_mode ? "http" : "echo", nconns, size, warmup, duration, (unsigned long long)measured,
            (unsigned long long)completed_all, window, measured / window, pval[0], pval[1],
            pval[2], pval[3], max_us, connected, alive, never, stalled, worst_idle, (unsigned long long)conn_min,
            (unsigned long long)conn_max, client_cpu, client_wait, n_errors,

@@ -287,12 +287,37 @@ def echo_details(r: EchoResults) -> str:
 # --------------------------------------------------------------------------
 
 
+CLIENT_TITLES = {"wrk": "loaded with wrk", "native": "loaded with the suite's native client"}
+CLIENT_NAMES = {"wrk": "wrk", "native": "native client"}
+
+
+def http_clients(doc: dict[str, Any]) -> list[str]:
+    """The load generators of an httpbench document (older ones ran wrk only)."""
+    clients: list[str] = doc.get("settings", {}).get("clients") or ["wrk"]
+    return clients
+
+
+def http_cells(doc: dict[str, Any], client: str) -> dict[str, dict[str, Any]]:
+    return {c["loop"]: c for c in doc.get("cells", []) if c.get("client", "wrk") == client}
+
+
 def http_markdown(doc: dict[str, Any]) -> str:
-    out = ["### HTTP/1.1 keep-alive (httptools on asyncio.Protocol), loaded with wrk", ""]
     if doc.get("skipped"):
-        return "\n".join(out + [f"Skipped: {doc['skipped']}"])
+        return "\n".join(["### HTTP/1.1 keep-alive (httptools on asyncio.Protocol)", "",
+                          f"Skipped: {doc['skipped']}"])
+    parts = [http_client_markdown(doc, client) for client in http_clients(doc)]
+    for client, why in doc.get("clients_skipped", {}).items():
+        parts.append(f"### HTTP/1.1 keep-alive, {CLIENT_TITLES.get(client, client)}\n\n"
+                     f"Skipped: {why}")
+    return "\n\n".join(parts)
+
+
+def http_client_markdown(doc: dict[str, Any], client: str) -> str:
+    out = [f"### HTTP/1.1 keep-alive (httptools on asyncio.Protocol), "
+           f"{CLIENT_TITLES.get(client, client)}", ""]
     s = doc["settings"]
-    cells = {c["loop"]: c for c in doc["cells"]}
+    cells = http_cells(doc, client)
+    who = CLIENT_NAMES.get(client, client)
     unavailable = {n: i["error"] for n, i in doc["loops"].items() if "error" in i}
     loops: list[str] = s["loops"]
     peers = [p for p in PEERS if p in cells and cells[p]["median_rps"]]
@@ -301,7 +326,7 @@ def http_markdown(doc: dict[str, Any]) -> str:
     header = ["loop", "req/s", "vs uvloop"]
     if len(peers) > 1:
         header.append(f"vs best({','.join(peers)})")
-    header += ["p50", "p99", "spread", "server CPU", "client CPU (wrk)", "runs"]
+    header += ["p50", "p99", "spread", "server CPU", f"client CPU ({who})", "runs"]
     notes = Notes()
     rows = []
     for name in loops:
@@ -325,14 +350,22 @@ def http_markdown(doc: dict[str, Any]) -> str:
                 fmt_pct(cell.get("median_client_cpu")), f"{cell['counted']}/{cell['runs']}"]
         rows.append(row)
     out += md_table(header, rows)
-    warm = (f" (after an unmeasured {s['warmup']} s wrk run on the same server)"
-            if s["warmup"] else "")
-    out += ["", (f"wrk -t1 -c{s['conns']} -d{s['duration']}s --latency against "
-            f"http://127.0.0.1:PORT/{warm}, wrk pinned to CPU {s['client_cpu']}, "
-            f"the server to CPU {s['server_cpu']}; response: 200 \"Hello, World!\" with "
-            f"Content-Length, keep-alive. Medians of {s['reps']} interleaved runs; p50/p99 "
-            "from wrk's latency distribution. A run with socket errors or non-2xx responses "
-            "does not count.")]
+    pinning = (f"the client pinned to CPU {s['client_cpu']}, the server to CPU "
+               f"{s['server_cpu']}; response: 200 \"Hello, World!\" with Content-Length, "
+               f"keep-alive. Medians of {s['reps']} interleaved runs")
+    if client == "native":
+        warm = f" after {s['warmup']} s of unmeasured load" if s["warmup"] else ""
+        out += ["", (f"bench/loadgen.c -H: {s['conns']} connections, each sending one GET and "
+                f"reading the whole answer before the next, {s['duration']} s measured{warm}, "
+                f"{pinning}; p50/p99 from its 1 us histogram. Every answer must be "
+                "byte-identical to the first (an HTTP/1.1 200); a run with a connection error "
+                "or a stalled connection does not count.")]
+    else:
+        warm = (f" (after an unmeasured {s['warmup']} s wrk run on the same server)"
+                if s["warmup"] else "")
+        out += ["", (f"wrk -t1 -c{s['conns']} -d{s['duration']}s --latency against "
+                f"http://127.0.0.1:PORT/{warm}, {pinning}; p50/p99 from wrk's latency "
+                "distribution. A run with socket errors or non-2xx responses does not count.")]
     waits = [c["median_server_cpu_wait"] for c in cells.values()
              if c.get("median_server_cpu_wait") is not None]
     if waits:
@@ -341,8 +374,9 @@ def http_markdown(doc: dict[str, Any]) -> str:
                    "machine.")
     busy = [c["median_client_cpu"] for c in cells.values() if c.get("median_client_cpu")]
     if busy and max(busy) > 0.9:
-        out.append(f"wrk used up to {max(busy) * 100:.0f}% of its core: for the fastest loops "
-                   "one wrk thread may set the pace, not the server (their server CPU then "
+        out.append(f"The client ({who}) used up to {max(busy) * 100:.0f}% of its core: for the "
+                   f"fastest "
+                   f"loops the client may set the pace, not the server (their server CPU then "
                    "stays below 1.00).")
     if notes.texts:
         out += [""] + notes.lines()
@@ -508,16 +542,18 @@ def targets(echo: dict[str, Any] | None = None,
                 verdict(name, need, den_name, r.get(mode, size, c, den_name),
                         [(k, r.get(mode, size, c, k), r.unavailable.get(k)) for k in r.ours])
     if http is not None:
-        name = "HTTP keep-alive (wrk): vs uvloop"
         if http.get("skipped"):
-            found.append({"target": name, "need": HTTP_TARGET, "kind": None, "ratio": None,
-                          "met": None, "why": "HTTP skipped, see above"})
+            found.append({"target": "HTTP keep-alive: vs uvloop", "need": HTTP_TARGET,
+                          "kind": None, "ratio": None, "met": None,
+                          "why": "HTTP skipped, see above"})
         else:
-            cells = {c["loop"]: c for c in http["cells"]}
             unavailable = {n: i["error"] for n, i in http["loops"].items() if "error" in i}
-            verdict(name, HTTP_TARGET, "uvloop", cells.get("uvloop"),
-                    [(k, cells.get(k), unavailable.get(k)) for k in http["settings"]["loops"]
-                     if k.startswith(OURS_PREFIX)])
+            for client in http_clients(http):
+                cells = http_cells(http, client)
+                verdict(f"HTTP keep-alive ({CLIENT_NAMES.get(client, client)}): vs uvloop",
+                        HTTP_TARGET, "uvloop", cells.get("uvloop"),
+                        [(k, cells.get(k), unavailable.get(k))
+                         for k in http["settings"]["loops"] if k.startswith(OURS_PREFIX)])
     return found
 
 
@@ -576,13 +612,20 @@ def chart(path: str | Path, echo: dict[str, Any] | None = None,
                 panels.append((f"TCP echo, {MODE_TITLES.get(m, m)}",
                                [f"{fmt_size(s)}\n{c} conns" for s, c in rows], data))
     if http is not None and not http.get("skipped") and http.get("cells"):
-        cells = {c["loop"]: c for c in http["cells"]}
-        uv = cells.get("uvloop", {}).get("median_rps")
-        if uv:
-            data = {n: [ratio(cells[n]["median_rps"] if n in cells else None, uv) or math.nan]
-                    for n in http["settings"]["loops"] if n != "uvloop"}
-            title = f"HTTP/1.1 keep-alive (httptools), wrk -c{http['settings']['conns']}"
-            panels.append((title, ["HTTP"], data))
+        groups = []
+        data = {n: [] for n in http["settings"]["loops"] if n != "uvloop"}
+        for client in http_clients(http):
+            cells = http_cells(http, client)
+            uv = cells.get("uvloop", {}).get("median_rps")
+            if not uv:
+                continue
+            groups.append(CLIENT_NAMES.get(client, client))
+            for n, values in data.items():
+                values.append(ratio(cells[n]["median_rps"] if n in cells else None, uv)
+                              or math.nan)
+        if groups:
+            title = f"HTTP/1.1 keep-alive (httptools), {http['settings']['conns']} connections"
+            panels.append((title, groups, data))
     if not panels:
         return "nothing to draw (no row with uvloop measured)"
 

@@ -4,7 +4,7 @@
 # wrk if it is missing (apt-get, as root), then the steps
 #   micro   bench/micro.py       loop primitives, ops/s
 #   echo    bench/echo.py        TCP echo: protocol/streams/sock x sizes x conns, + C server
-#   http    bench/httpbench.py   HTTP/1.1 keep-alive (httptools) under wrk
+#   http    bench/httpbench.py   HTTP/1.1 keep-alive (httptools) under wrk and the native client
 #   proc    bench/procbench.py   subprocess spawns/s and pipe transport MiB/s
 #   report  bench/report.py      one markdown page (echo + http + proc) and one PNG chart
 # Arguments go to micro.py until a literal --echo, --http, --proc or --micro
