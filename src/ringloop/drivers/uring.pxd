@@ -111,6 +111,7 @@ cdef class _WatchState:
         int want                  # EV_* interest the loop asked for
         UringOp rd                # poll request for EV_READ in flight, or None
         UringOp wr                # poll request for EV_WRITE in flight, or None
+        UringOp spare             # a finished one-shot poll request, for the next re-arm
         bint queued               # waiting in the driver's arm list
         bint dead                 # fd was closed (EBADF): silent until re-set
         bint multishot            # internal watch: multishot POLL_ADD
@@ -230,6 +231,7 @@ cdef class UringDriver(Driver):
         unsigned long long st_waits
         unsigned long long st_overflow_flushes
         unsigned long long st_rearms
+        unsigned long long st_poll_reuses
         unsigned long long st_ops
         unsigned long long st_cancels
         unsigned long long st_eagain

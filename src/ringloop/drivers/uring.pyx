@@ -1067,19 +1067,30 @@ cdef class UringDriver(Driver):
     cdef int _arm(self, _WatchState ws) except -1:
         cdef UringOp op
         cdef rl_sqe *sqe
-        cdef int d
-        for d in (EV_READ, EV_WRITE):
+        cdef int d, i
+        cdef unsigned int events
+        for i in range(2):      # a C loop: no tuple of Python ints per call
+            d = EV_READ if i == 0 else EV_WRITE
             if not (ws.want & d):
                 continue
             if (ws.rd if d == EV_READ else ws.wr) is not None:
                 continue
             sqe = self._sqe()
-            op = UringOp.__new__(UringOp)
-            op.kind = OPK_POLL
-            op.fd = ws.w.fd
+            events = POLLIN if d == EV_READ else POLLOUT
+            op = ws.spare
+            if op is not None and op.events == events and op.fd == ws.w.fd:
+                # The same request again (a one-shot poll re-armed): its
+                # last CQE is in, and nothing can target its user_data any
+                # more (see _poll_cqe), so the object is reused as it is.
+                ws.spare = None
+                self.st_poll_reuses += 1
+            else:
+                op = UringOp.__new__(UringOp)
+                op.kind = OPK_POLL
+                op.fd = ws.w.fd
+                op.events = events
+                op.ud = _ud(op)
             op.ws = ws
-            op.events = POLLIN if d == EV_READ else POLLOUT
-            op.ud = _ud(op)
             sqe.opcode = RL_OP_POLL_ADD
             sqe.fd = op.fd
             sqe.op_flags = rl_poll_events(op.events)
@@ -1108,7 +1119,14 @@ cdef class UringDriver(Driver):
         cdef _WatchState ws = op.ws
         cdef bint final = not (flags & RL_CQE_F_MORE)
         cdef int m = 0
+        cdef bint reusable
         if final:
+            # Every path that sends a cancel or remove for a poll request
+            # (which pins it: a stale request could hit a reused user_data)
+            # first marks it CANCELLING or detaches it from its watch: a
+            # request still SUBMITTED and attached has none on the way.
+            reusable = (op.state == ST_SUBMITTED and ws is not None
+                        and (ws.rd is op or ws.wr is op))
             op.state = ST_DONE
             self._untrack(op)
             if ws is not None:
@@ -1117,6 +1135,8 @@ cdef class UringDriver(Driver):
                 elif ws.wr is op:
                     ws.wr = None
                 op.ws = None
+                if reusable:
+                    ws.spare = op
         if ws is None or ws.w.key is not ws:
             return 0            # detached: interest was dropped
         if res < 0:
@@ -1795,6 +1815,7 @@ cdef class UringDriver(Driver):
             "overflow_flushes": self.st_overflow_flushes,
             "cq_overflow_kernel": (self.cq_koverflow[0] if self.cq_ring_ptr != NULL else 0),
             "poll_rearms": self.st_rearms,
+            "poll_requests_reused": self.st_poll_reuses,
             "ops_started": self.st_ops,
             "cancels": self.st_cancels,
             "eagain_retries": self.st_eagain,
