@@ -239,3 +239,34 @@ def test_event_loop_policy_loop_factory_is_ringloop(ringloop_module):
     finally:
         a.close()
         b.close()
+
+
+@RINGLOOP_DEFAULT
+@pytest.mark.skipif(sys.version_info >= (3, 14), reason="child watchers are gone in 3.14")
+def test_child_watcher_get_and_set_through_the_policy(ringloop_module):
+    # Code written for asyncio's policy may ask for the child watcher: it
+    # gets asyncio's (with asyncio's deprecation warnings on 3.12+), and
+    # setting one changes nothing for ringloop loops, which watch their own
+    # children.
+    old = asyncio.get_event_loop_policy()
+    deprecated = sys.version_info >= (3, 12)
+    try:
+        ringloop_module.install()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            watcher = asyncio.get_child_watcher()
+            assert isinstance(watcher, asyncio.AbstractChildWatcher)
+            assert asyncio.get_child_watcher() is watcher
+            asyncio.set_child_watcher(None)
+            assert asyncio.get_child_watcher() is not watcher
+            asyncio.set_child_watcher(None)
+        kinds = {w.category for w in caught}
+        assert (DeprecationWarning in kinds) == deprecated, caught
+
+        async def main():
+            proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+            return await proc.wait()
+
+        assert asyncio.run(main()) == 0
+    finally:
+        asyncio.set_event_loop_policy(old)

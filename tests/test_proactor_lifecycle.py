@@ -103,3 +103,20 @@ def test_cli_run_puts_the_script_directory_on_sys_path(tmp_path):
                        timeout=60, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["42", "ringloop._loops", "True"]
+
+
+def test_cli_run_missing_script_is_one_line_and_status_2(tmp_path):
+    # As `python missing.py`: no traceback, exit status 2.
+    import subprocess
+
+    missing = str(tmp_path / "missing.py")
+    r = subprocess.run([sys.executable, "-m", "ringloop", "run", missing],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    plain = subprocess.run([sys.executable, missing], capture_output=True, text=True,
+                           timeout=60)
+    assert r.returncode == plain.returncode == 2
+    assert "Traceback" not in r.stderr
+    assert "can't open file" in r.stderr and missing in r.stderr
+    assert r.stderr.count("\n") == 1
+

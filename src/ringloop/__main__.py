@@ -40,6 +40,15 @@ def main(argv: list[str] | None = None) -> int:
 
     import ringloop
 
+    # As `python script.py` does: a script that cannot be opened is one
+    # line on stderr and exit status 2, not a traceback.
+    try:
+        with open(ns.script, "rb"):
+            pass
+    except OSError as exc:
+        print(f"{parser.prog} run: can't open file {ns.script!r}: "
+              f"[Errno {exc.errno}] {exc.strerror}", file=sys.stderr)
+        return 2
     ringloop.install()
     # As `python script.py` does: the script's directory first on sys.path,
     # an absolute __file__.

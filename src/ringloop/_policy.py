@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from typing import Any
 
 from ringloop._loops import SelectorEventLoop
 
@@ -25,6 +27,27 @@ class EventLoopPolicy(asyncio.events.BaseDefaultEventLoopPolicy):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+
+    if sys.platform != "win32" and sys.version_info < (3, 14):
+        # Child watchers (deprecated in 3.12, removed in 3.14): ringloop
+        # loops never use them (each watches its own children through a
+        # pidfd), but code written for asyncio's policy may still get or set
+        # one.  Both work as on asyncio's policy, deprecation warnings
+        # included, through a private asyncio policy that holds the watcher.
+        _child_watchers: Any = None
+
+        def _watcher_policy(self) -> Any:
+            if self._child_watchers is None:
+                self._child_watchers = asyncio.unix_events._UnixDefaultEventLoopPolicy()
+            return self._child_watchers
+
+        def get_child_watcher(self) -> Any:
+            """asyncio's child watcher; ringloop loops do not use it."""
+            return self._watcher_policy().get_child_watcher()
+
+        def set_child_watcher(self, watcher: Any) -> None:
+            """Set asyncio's child watcher; no effect on ringloop loops."""
+            self._watcher_policy().set_child_watcher(watcher)
 
 
 def install() -> None:

@@ -1213,10 +1213,27 @@ cdef class CoreLoop:
         return h
 
     cdef bint _remove_handler(self, object fileobj, bint write) except -1:
-        cdef int fd = fileobj_to_fd(fileobj)
+        cdef int fd
+        cdef FdWatch w = None
+        try:
+            fd = fileobj_to_fd(fileobj)
+        except ValueError:
+            # A file object closed since it was registered (fileno() is -1
+            # now): found by identity, as selectors' exhaustive search does
+            # for asyncio, so that its registration goes and a new file that
+            # reuses the number is not shadowed by it.
+            if self.closed:
+                return False
+            for candidate in self.watches.values():
+                if (<FdWatch>candidate).fileobj is fileobj:
+                    w = <FdWatch>candidate
+                    break
+            if w is None:
+                raise
         if self.closed:
             return False
-        cdef FdWatch w = self.watches.get(fd)
+        if w is None:
+            w = self.watches.get(fd)
         if w is None or w.internal:
             return False
         old = w.writer if write else w.reader
@@ -1538,6 +1555,9 @@ cdef class CoreLoop:
         blocksize = count if count else fsize
         if not blocksize:
             return 0
+        # A transport's socket is refused before anything is sent (asyncio
+        # refuses it when it first waits for writability, after one chunk).
+        self._ensure_fd_no_transport(sock.fileno())
         fut = aio_Future(loop=self)
         self._sock_sendfile_step(fut, None, sock, fileno, offset, count,
                                  blocksize, 0)
@@ -1548,7 +1568,9 @@ cdef class CoreLoop:
         fd = sock.fileno()
         if registered_fd is not None:
             # Remove the writer first: an exception below must not leave it.
-            self.remove_writer(registered_fd)
+            # (The internal call: the public one refuses a transport's fd,
+            # and raising here would leave the writer, called again and again.)
+            self._remove_writer(registered_fd)
         if fut.cancelled():
             self._sock_sendfile_update_filepos(fileno, offset, total_sent)
             return
@@ -1607,7 +1629,7 @@ cdef class CoreLoop:
             if fut.cancelled():
                 fd = sock.fileno()
                 if fd != -1:
-                    self.remove_writer(fd)
+                    self._remove_writer(fd)
         fut.add_done_callback(cb)
 
     async def _sock_sendfile_fallback(self, sock, file, offset, count):

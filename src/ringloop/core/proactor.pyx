@@ -76,13 +76,22 @@ cdef class ProactorCore(CoreLoop):
             self.uring.op_cancel(<UringOp>op)
         return 0
 
+    cdef int _check_sock_free(self, object sock) except -1:
+        # The selector loop (as asyncio's) refuses a transport's socket when
+        # a sock_* call has to wait; a ring operation always may, so the
+        # proactor refuses it at once: a sock_recv must not take the bytes
+        # the transport's protocol is waiting for.
+        self._check_sock(sock)
+        self._ensure_fd_no_transport(sock.fileno())
+        return 0
+
     cdef object _new_future(self):
         self._check_closed()
         return aio_Future(loop=self)
 
     async def sock_recv(self, sock, n):
         """Receive up to n bytes (an io_uring RECV)."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recv(sock.fileno(), n, fut)
         try:
@@ -93,7 +102,7 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_recv_into(self, sock, buf):
         """Receive into buf; return the number of bytes received."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recv_into(sock.fileno(), buf, 0, fut)
         try:
@@ -104,7 +113,7 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recvfrom(sock.fileno(), bufsize, fut)
         try:
@@ -115,7 +124,7 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recvfrom_into(sock.fileno(), buf, nbytes, fut)
         try:
@@ -126,7 +135,7 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_sendall(self, sock, data):
         """Send all of data (SEND ops, resubmitted for the remainder)."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         if not len(data):
             return
         fut = self._new_future()
@@ -139,7 +148,7 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
         try:
@@ -150,7 +159,7 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         if sock.family == AF_INET or (socket.has_ipv6 and sock.family == AF_INET6):
             resolved = await self._ensure_resolved(
                 address, family=sock.family, type=sock.type, proto=sock.proto)
@@ -177,7 +186,7 @@ cdef class ProactorCore(CoreLoop):
         burst of connections is accepted without a loop iteration each; the
         ring ACCEPT waits when the queue is empty.  Connections a cancelled
         accept took first (the stash) are handed out before new ones."""
-        self._check_sock(sock)
+        self._check_sock_free(sock)
         fd = sock.fileno()
         if sock.gettimeout() == 0 and not self.uring.has_stash(fd):
             try:

@@ -152,7 +152,8 @@ class DatagramTransport(aio_transports._FlowControlMixin,
     def _fatal_error(self, exc, message='Fatal error on transport'):
         if isinstance(exc, OSError):
             if self._loop.get_debug():
-                aio_logger.debug("%r: %s", self, message, exc_info=True)
+                # exc, not exc_info=True: not always called in an except block
+                aio_logger.debug("%r: %s", self, message, exc_info=exc)
         else:
             self._loop.call_exception_handler({
                 'message': message,

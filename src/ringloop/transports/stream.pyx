@@ -672,7 +672,10 @@ cdef class StreamCore(IOTarget):
         if isinstance(exc, OSError) and (not self.pipe or self.pipe_writer
                                          or exc.errno == EIO):
             if self.loop.debug:
-                aio_logger.debug("%r: %s", self.transport, message, exc_info=True)
+                # exc itself, not exc_info=True as asyncio (which is always
+                # inside the except block): some errors here were built from
+                # an errno, and were never raised.
+                aio_logger.debug("%r: %s", self.transport, message, exc_info=exc)
         else:
             self.loop.call_exception_handler({
                 'message': message,
@@ -1106,6 +1109,9 @@ cdef class AcceptCore(IOTarget):
             if self.starved:
                 self.starved = False
                 aio_logger.info('%r accepts connections again', sock)
+            if loop.debug:
+                aio_logger.debug("%r got a new connection from %r: %r",
+                                 self.server, addr, conn)
             conn.setblocking(False)
             self._accepted(conn, addr)
         return 0
