@@ -561,3 +561,18 @@ def test_ssl_socket_rejected(loop, method):
         coro = _blocking_cases(loop, s, ("127.0.0.1", 1), bytearray(10))[method]()
         with pytest.raises(TypeError, match="Socket cannot be of type SSLSocket"):
             run(loop, coro)
+
+
+@pytest.mark.xfail_uvloop("uvloop returns without sending for empty data")
+def test_sock_sendall_empty_on_unconnected_socket(loop):
+    # As asyncio: the (empty) send still reports the socket's state.
+    async def main():
+        s = socket.socket()
+        s.setblocking(False)
+        try:
+            with pytest.raises(BrokenPipeError):
+                await loop.sock_sendall(s, b"")
+        finally:
+            s.close()
+
+    run(loop, main())

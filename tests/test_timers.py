@@ -140,3 +140,35 @@ def test_timer_handles_in_loop_time_units(loop):
 
     elapsed = run(loop, main())
     assert elapsed >= 0.05 - 2e-3
+
+
+@pytest.mark.xfail_uvloop("uvloop's TimerHandle does not compare (TypeError)")
+def test_timer_handle_comparisons(loop):
+    # Every operator, as asyncio's TimerHandle: ordered by deadline; equal
+    # when deadline, callback, arguments and cancelled state are; != is the
+    # negation of ==; <= and >= are the strict test or ==.
+    def cb(*args):
+        pass
+
+    a = loop.call_at(5, cb, 1)
+    b = loop.call_at(6, cb, 1)
+    twin = loop.call_at(5, cb, 1)
+    other = loop.call_at(5, cb, 2)
+    try:
+        assert (a < b, a <= b, a > b, a >= b, a == b, a != b) == (
+            True, True, False, False, False, True)
+        assert (b < a, b <= a, b > a, b >= a, b == a, b != a) == (
+            False, False, True, True, False, True)
+        assert (a == twin, a != twin, a <= twin, a >= twin, a < twin) == (
+            True, False, True, True, False)
+        assert (a == other, a != other, a <= other, a >= other) == (
+            False, True, False, False)
+        twin.cancel()
+        assert a != twin and not a == twin
+        assert a.__eq__(object()) is NotImplemented
+        assert a != object()
+        with pytest.raises(TypeError):
+            a < object()
+    finally:
+        for h in (a, b, twin, other):
+            h.cancel()

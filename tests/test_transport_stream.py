@@ -348,6 +348,24 @@ def test_write_buffer_limits(loop):
     run(loop, main())
 
 
+@pytest.mark.xfail_uvloop("uvloop takes integer limits only")
+def test_write_buffer_limits_any_real_numbers(loop):
+    # asyncio takes any real numbers and hands them back as given.
+    async def main():
+        async with transport_and_peer(loop, FlowRecorder) as (tr, proto, peer):
+            tr.set_write_buffer_limits(high=65536.0)
+            assert tr.get_write_buffer_limits() == (16384.0, 65536.0)
+            assert type(tr.get_write_buffer_limits()[1]) is float
+            tr.set_write_buffer_limits(high=2 ** 70)
+            assert tr.get_write_buffer_limits() == (2 ** 68, 2 ** 70)
+            # Fractional marks still decide pausing: 100.5 bytes is over 100.25.
+            tr.set_write_buffer_limits(high=100.25, low=0.5)
+            _fill_until_paused(tr, proto, b"x" * 4096)
+            assert proto.pauses == 1
+
+    run(loop, main())
+
+
 def test_flow_control_pause_resume_writing(loop):
     async def main():
         async with transport_and_peer(loop, FlowRecorder) as (tr, proto, peer):
@@ -475,6 +493,41 @@ def test_buffered_protocol(loop, size, view):
             assert proto.events[-2:] == ["eof_received", "connection_lost"]
 
     run(loop, main(), timeout=60)
+
+
+@pytest.mark.xfail_uvloop("uvloop reports the get_buffer() failure differently")
+@pytest.mark.parametrize("bad", ["bytes", "readonly-memoryview", "list"])
+def test_buffered_protocol_unwritable_buffer(loop, bad):
+    # As asyncio: recv_into()'s TypeError, reported as a fatal read error,
+    # and connection_lost() with it.
+    made = {"bytes": lambda: b"\0" * 64,
+            "readonly-memoryview": lambda: memoryview(b"\0" * 64),
+            "list": lambda: [0] * 64}[bad]
+    errors = []
+
+    class BP(asyncio.BufferedProtocol):
+        def connection_made(self, transport):
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def get_buffer(self, n):
+            return made()
+
+        def buffer_updated(self, n):
+            pass
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    async def main():
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        async with transport_and_peer(loop, BP) as (tr, proto, peer):
+            peer.send(b"hello")
+            exc = await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT)
+            assert isinstance(exc, TypeError)
+            assert "recv_into() argument 1 must be read-write bytes-like object" in str(exc)
+        assert [c["message"] for c in errors] == ["Fatal read error on socket transport"]
+
+    run(loop, main())
 
 
 def test_switch_to_buffered_protocol(loop):
@@ -628,3 +681,52 @@ def test_writelines_bad_item_error_matches_asyncio(loop):
             await server.wait_closed()
 
     run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop's writelines checks and messages differ")
+def test_writelines_inputs_and_errors_as_asyncio_on_this_version(loop):
+    # 3.11: writelines is b''.join() then write(); 3.12+: the transport's
+    # state first, a false argument is a no-op, each item a memoryview.
+    import array
+
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            tr.writelines([b"ab", array.array("b", [99]), bytearray(b"d")])
+            assert await peer_recv(loop, peer, 4) == b"abcd"
+            if sys.version_info >= (3, 12):
+                assert tr.writelines(None) is None
+            else:
+                with pytest.raises(TypeError, match="can only join an iterable"):
+                    tr.writelines(None)
+            with pytest.raises(TypeError):
+                tr.writelines([b"x", 5])
+            tr.write_eof()
+            which = "writelines" if sys.version_info >= (3, 12) else "write"
+            with pytest.raises(RuntimeError, match=rf"Cannot call {which}\(\) after write_eof\(\)"):
+                tr.writelines([b"x"])
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop's set_protocol() checks the protocol at once")
+def test_set_protocol_none_fails_when_data_comes(loop):
+    # asyncio takes any object, and reports the failure when data arrives.
+    errors = []
+
+    async def main():
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        with tcp_pair() as (a, b):
+            tr, proto = await loop.create_connection(Recorder, sock=a)
+            tr.set_protocol(None)
+            assert tr.get_protocol() is None
+            b.send(b"data")
+            for _ in range(int(TIMEOUT / 0.01)):
+                if errors:
+                    break
+                await asyncio.sleep(0.01)
+            assert tr.is_closing()
+            await asyncio.sleep(0.05)   # connection_lost (on None) is tried too
+
+    run(loop, main())
+    assert errors[0]["message"] == "Fatal error: protocol.data_received() call failed."
+    assert isinstance(errors[0]["exception"], AttributeError)

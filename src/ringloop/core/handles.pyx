@@ -181,17 +181,16 @@ cdef class TimerHandle(Handle):
         cdef double b = (<TimerHandle>other).when_
         if op == 0:
             return a < b
-        if op == 1:
-            return a <= b or self.__richcmp__(other, 2)
-        if op == 2:
-            return (a == b and self.callback == (<TimerHandle>other).callback
-                    and self.args == (<TimerHandle>other).args
-                    and self.cancelled_ == (<TimerHandle>other).cancelled_)
-        if op == 3:
-            return not self.__richcmp__(other, 2)
         if op == 4:
             return a > b
-        return a >= b or self.__richcmp__(other, 2)
+        # As asyncio's: <= and >= are the strict test or __eq__; != is
+        # the negation of __eq__.
+        if (op == 1 and a < b) or (op == 5 and a > b):
+            return True
+        equal = (a == b and self.callback == (<TimerHandle>other).callback
+                 and self.args == (<TimerHandle>other).args
+                 and self.cancelled_ == (<TimerHandle>other).cancelled_)
+        return (not equal) if op == 3 else equal
 
 
 cdef extern from "Python.h":

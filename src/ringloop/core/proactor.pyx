@@ -137,6 +137,12 @@ cdef class ProactorCore(CoreLoop):
         """Send all of data (SEND ops, resubmitted for the remainder)."""
         self._check_sock_free(sock)
         if not len(data):
+            # Nothing to send, but the socket's state still speaks, as in
+            # asyncio (an unconnected socket: BrokenPipeError).
+            try:
+                sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                pass
             return
         fut = self._new_future()
         op = self.uring.op_sendall(sock.fileno(), data, fut)

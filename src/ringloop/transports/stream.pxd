@@ -40,8 +40,12 @@ cdef class StreamCore(IOTarget):
         Py_ssize_t whead
         Py_ssize_t woff
         Py_ssize_t wsize
-        public Py_ssize_t high_water
-        public Py_ssize_t low_water
+        # compared with wsize as C doubles; readonly: the values as given
+        # (asyncio accepts any real numbers and reports them back as given)
+        double high_water
+        double low_water
+        readonly object high_given
+        readonly object low_given
         public object empty_waiter
 
     cdef int _set_protocol(self, protocol) except -1

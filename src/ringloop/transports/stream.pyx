@@ -77,6 +77,13 @@ cdef enum:
     PIPE_FULL = 65536
 
 
+def _late_method(obj, str name):
+    """A callable that looks obj.name up when called (and fails then)."""
+    def call(*args):
+        return getattr(obj, name)(*args)
+    return call
+
+
 cdef inline bint _again(int err) noexcept:
     # Try later: EAGAIN (EWOULDBLOCK, the same value where it is not) or EINTR.
     if err == EAGAIN or err == EINTR:
@@ -107,8 +114,8 @@ cdef class StreamCore(IOTarget):
 
     def __cinit__(self):
         self.wbuf = []
-        self.high_water = 64 * 1024
-        self.low_water = 16 * 1024
+        self.high_water = self.high_given = 64 * 1024
+        self.low_water = self.low_given = 16 * 1024
 
     # ------------------------------------------------------------------
     # protocol
@@ -125,7 +132,12 @@ cdef class StreamCore(IOTarget):
             self.data_received = None
         else:
             self.buffered = False
-            self.data_received = protocol.data_received
+            try:
+                self.data_received = protocol.data_received
+            except AttributeError:
+                # asyncio takes any object as the protocol and fails only
+                # when it calls it: so do we (the same AttributeError, then).
+                self.data_received = _late_method(protocol, 'data_received')
             self.get_buffer = self.buffer_updated = None
         return 0
 
@@ -268,11 +280,22 @@ cdef class StreamCore(IOTarget):
             buf = self.get_buffer(-1)
             if not len(buf):
                 raise RuntimeError('get_buffer() returned an empty buffer')
-            PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE | 0x0001)  # PyBUF_WRITABLE
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
+            return 0
+        try:
+            PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE | 0x0001)  # PyBUF_WRITABLE
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException:
+            # A buffer recv_into() could not write into: asyncio's error
+            # (recv_into's own), reported as a read error.
+            self._fatal_error(
+                TypeError(f'recv_into() argument 1 must be read-write bytes-like '
+                          f'object, not {type(buf).__name__}'),
+                f'Fatal read error on {self._what()} transport')
             return 0
         n = self._recv(view.buf, view.len)
         err = errno
@@ -418,25 +441,38 @@ cdef class StreamCore(IOTarget):
         cdef Py_buffer views[MAX_IOV]
         cdef Py_ssize_t i, k, nviews = 0, total = 0, n, sent
         cdef int err
-        if self.eof:
-            raise RuntimeError('Cannot call writelines() after write_eof()')
-        if self.empty_waiter is not None:
-            raise RuntimeError('unable to writelines; sendfile is in progress')
-        items = list(list_of_data)
-        if not items:
-            return
+        # What asyncio accepts, its errors and their order, on the running
+        # version: 3.12+ checks the transport's state, returns on a false
+        # list_of_data and wraps each item in a memoryview (any buffer goes);
+        # 3.11 (and every version's pipes) is b''.join() then write().
+        cdef bint joined = not PY312 or self.pipe
+        if joined:
+            try:
+                items = list(list_of_data)
+            except TypeError:
+                b''.join(list_of_data)      # asyncio's error text
+                raise
+        else:
+            if self.eof:
+                raise RuntimeError('Cannot call writelines() after write_eof()')
+            if self.empty_waiter is not None:
+                raise RuntimeError('unable to writelines; sendfile is in progress')
+            if not list_of_data:
+                return
+            items = list(list_of_data)
         for i in range(len(items)):
             data = items[i]
             if not isinstance(data, (bytes, bytearray, memoryview)):
-                # What asyncio accepts, and its error, on the running
-                # version: 3.12+ wraps each item in a memoryview (any buffer
-                # goes), 3.11 joins them with b''.join.
-                if PY312:
-                    items[i] = memoryview(data)
-                else:
-                    b''.join(items)
-                    raise TypeError(f'data argument must be a bytes-like object, '
-                                    f'not {type(data).__name__!r}')
+                if joined:
+                    b''.join(items)         # raises for what it cannot join
+                items[i] = memoryview(data)
+        if joined:
+            if self.eof:
+                raise RuntimeError('Cannot call write() after write_eof()')
+            if self.empty_waiter is not None:
+                raise RuntimeError('unable to write; sendfile is in progress')
+        if not items:
+            return
         if self.conn_lost or (self.pipe and self.closing):
             self._write_after_lost()
             return
@@ -645,6 +681,8 @@ cdef class StreamCore(IOTarget):
                 f'high ({high!r}) must be >= low ({low!r}) must be >= 0')
         self.high_water = high
         self.low_water = low
+        self.high_given = high
+        self.low_given = low
         self._maybe_pause_protocol()
 
     # ------------------------------------------------------------------
@@ -837,11 +875,11 @@ class StreamTransport(_CoreFront, aio_transports._FlowControlMixin):
 
     @property
     def _high_water(self):
-        return self._core.high_water
+        return self._core.high_given
 
     @property
     def _low_water(self):
-        return self._core.low_water
+        return self._core.low_given
 
     @property
     def _sock(self):
@@ -858,7 +896,7 @@ class StreamTransport(_CoreFront, aio_transports._FlowControlMixin):
 
     def get_write_buffer_limits(self):
         core = self._core
-        return (core.low_water, core.high_water)
+        return (core.low_given, core.high_given)
 
     def get_write_buffer_size(self):
         return self._core.get_write_buffer_size()
