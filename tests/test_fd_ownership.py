@@ -17,7 +17,7 @@ import tempfile
 
 import pytest
 
-from tests.support import TIMEOUT, run
+from tests.support import TIMEOUT, run, tcp_pair
 
 
 class Recorder(asyncio.Protocol):
@@ -135,23 +135,11 @@ def test_remove_reader_bad_objects_still_raise(loop):
         loop.remove_reader(-1)
 
 
-def _reset_by_peer_pair():
-    lsock = socket.socket()
-    lsock.bind(("127.0.0.1", 0))
-    lsock.listen(1)
-    c = socket.create_connection(lsock.getsockname())
-    s, _ = lsock.accept()
-    lsock.close()
-    return c, s
-
-
 @pytest.mark.xfail_uvloop("uvloop does not log fatal read errors in debug mode")
 def test_debug_log_of_a_fatal_read_error_carries_the_exception(loop, caplog):
     loop.set_debug(True)
-    c, s = _reset_by_peer_pair()
 
-    async def main():
-        c.setblocking(False)
+    async def main(c, s):
         tr, proto = await loop.create_connection(Recorder, sock=c)
         lost = loop.create_future()
         proto.connection_lost = lambda exc: lost.done() or lost.set_result(exc)
@@ -160,8 +148,8 @@ def test_debug_log_of_a_fatal_read_error_carries_the_exception(loop, caplog):
         exc = await asyncio.wait_for(lost, 5)
         assert isinstance(exc, ConnectionResetError)
 
-    with caplog.at_level(logging.DEBUG, logger="asyncio"):
-        run(loop, main())
+    with caplog.at_level(logging.DEBUG, logger="asyncio"), tcp_pair() as (c, s):
+        run(loop, main(c, s))
     records = [r for r in caplog.records if "Fatal read error" in r.getMessage()]
     assert records, [r.getMessage() for r in caplog.records]
     assert records[0].exc_info is not None
