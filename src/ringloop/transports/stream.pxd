@@ -57,6 +57,7 @@ cdef class StreamCore(IOTarget):
     cdef int _stop_reading(self) except -1
     cdef int _start_writing(self) except -1
     cdef int _stop_writing(self) except -1
+    cdef int _refuse_write(self, str call) except -1
     cdef int _drop_queue(self) except -1
     cdef int _write_after_lost(self) except -1
     cdef int _detach_server(self, transport) except -1

@@ -385,10 +385,7 @@ cdef class StreamCore(IOTarget):
                 self._write_after_lost()
                 return
         else:
-            if self.eof:
-                raise RuntimeError('Cannot call write() after write_eof()')
-            if self.empty_waiter is not None:
-                raise RuntimeError('unable to write; sendfile is in progress')
+            self._refuse_write('write')
             if not data:
                 return
             if self.conn_lost:
@@ -434,6 +431,15 @@ cdef class StreamCore(IOTarget):
             self._buffer_tail(data, 0)
         self._maybe_pause_protocol()
 
+    cdef int _refuse_write(self, str call) except -1:
+        # asyncio's two refusals of a write, named after the call that
+        # asyncio makes them in (write() or, on 3.12+, writelines()).
+        if self.eof:
+            raise RuntimeError(f'Cannot call {call}() after write_eof()')
+        if self.empty_waiter is not None:
+            raise RuntimeError(f'unable to {call}; sendfile is in progress')
+        return 0
+
     def writelines(self, list_of_data):
         """Write each buffer in order: one sendmsg() for all of them when
         nothing is queued (no joined copy), the rest queued."""
@@ -453,10 +459,7 @@ cdef class StreamCore(IOTarget):
                 b''.join(list_of_data)      # asyncio's error text
                 raise
         else:
-            if self.eof:
-                raise RuntimeError('Cannot call writelines() after write_eof()')
-            if self.empty_waiter is not None:
-                raise RuntimeError('unable to writelines; sendfile is in progress')
+            self._refuse_write('writelines')
             if not list_of_data:
                 return
             items = list(list_of_data)
@@ -467,10 +470,7 @@ cdef class StreamCore(IOTarget):
                     b''.join(items)         # raises for what it cannot join
                 items[i] = memoryview(data)
         if joined:
-            if self.eof:
-                raise RuntimeError('Cannot call write() after write_eof()')
-            if self.empty_waiter is not None:
-                raise RuntimeError('unable to write; sendfile is in progress')
+            self._refuse_write('write')
         if not items:
             return
         if self.conn_lost or (self.pipe and self.closing):
