@@ -5,6 +5,12 @@ created with and without names and contexts."""
 import asyncio
 import contextvars
 import functools
+import gc
+import inspect
+import threading
+import time
+import warnings
+import weakref
 from unittest import mock
 
 import pytest
@@ -142,13 +148,153 @@ def test_call_soon_after_close_raises(loop):
         loop.call_soon(lambda: None)
 
 
-@pytest.mark.ringloop_only
-def test_close_drops_the_bound_call_soon(loop):
-    # 3.11's fast path stores a bound call_soon in the instance dict; close()
-    # removes it, so a closed loop is not kept alive by a cycle through it.
-    loop.run_until_complete(asyncio.sleep(0))
-    loop.close()
+def test_call_soon_looked_up_on_a_loop_is_its_bound_method(loop):
+    # What code sees of loop.call_soon and loop.call_soon_threadsafe, idle
+    # and running: a bound method of this loop, equal to itself, with the
+    # method's name and parameters, and nothing in the instance dict.
+    seen = []
+
+    def look():
+        for name in ("call_soon", "call_soon_threadsafe"):
+            meth = getattr(loop, name)
+            seen.append((
+                meth.__self__ is loop,
+                meth.__name__,
+                meth == getattr(loop, name),
+                hash(meth) == hash(getattr(loop, name)),
+                name in repr(meth),
+                list(inspect.signature(meth).parameters)[-1],
+                name in vars(loop),
+            ))
+
+    look()
+    _run_callbacks(loop, (look, ()))
+    look()
+    for name in ("call_soon", "call_soon_threadsafe"):
+        assert name in type(loop).__dict__ or any(
+            name in vars(k) for k in type(loop).__mro__)
+    assert seen == [(True, "call_soon", True, True, True, "context", False),
+                    (True, "call_soon_threadsafe", True, True, True, "context",
+                     False)] * 3
+
+
+def test_assigned_call_soon_shadows_the_method_until_deleted(loop):
+    calls = []
+    real = loop.call_soon
+
+    def mine(callback, *args, context=None):
+        calls.append(callback)
+        return real(callback, *args, context=context)
+
+    loop.call_soon = mine
+    assert loop.call_soon is mine
+    assert vars(loop)["call_soon"] is mine
+    loop.run_until_complete(asyncio.sleep(0))   # the Task's steps go through it
+    assert calls
+    del loop.call_soon
     assert "call_soon" not in vars(loop)
+    assert loop.call_soon == real
+    with pytest.raises(AttributeError):
+        del loop.call_soon
+    n = len(calls)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert len(calls) == n
+
+
+def test_call_soon_patched_while_running_is_used_at_once(loop):
+    # Patching inside a running loop (after the loop's own call_soon was
+    # looked up many times) takes effect for the very next task step, and
+    # restoring it takes effect as promptly.
+    async def main():
+        for _ in range(3):
+            await asyncio.sleep(0)
+        with mock.patch.object(loop, "call_soon", wraps=loop.call_soon) as p:
+            await asyncio.sleep(0)
+            during = p.call_count
+        await asyncio.sleep(0)
+        return during, p.call_count
+
+    during, after = loop.run_until_complete(main())
+    assert during >= 1
+    assert after == during
+
+
+def test_call_soon_threadsafe_patched_is_used_from_another_thread(loop):
+    async def main():
+        with mock.patch.object(loop, "call_soon_threadsafe",
+                               wraps=loop.call_soon_threadsafe) as p:
+            fut = loop.create_future()
+            t = threading.Thread(
+                target=lambda: loop.call_soon_threadsafe(fut.set_result, 5))
+            t.start()
+            result = await asyncio.wait_for(fut, 10)
+            t.join()
+            return result, p.call_count
+
+    assert loop.run_until_complete(main()) == (5, 1)
+    assert "call_soon_threadsafe" not in vars(loop)
+
+
+@pytest.mark.ringloop_only
+def test_loops_running_in_two_threads_schedule_on_their_own(loop):
+    # Each loop's call_soon schedules on that loop, while another loop runs
+    # in another thread and both keep looking call_soon up.
+    other = type(loop)()
+    results = {}
+
+    async def count(lp, key):
+        n = 0
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            fut = lp.create_future()
+            lp.call_soon(fut.set_result, asyncio.get_running_loop() is lp)
+            n += await fut
+            await asyncio.sleep(0)
+        results[key] = n
+
+    t = threading.Thread(target=other.run_until_complete,
+                         args=(count(other, "other"),))
+    t.start()
+    try:
+        loop.run_until_complete(count(loop, "main"))
+    finally:
+        t.join(10)
+        other.close()
+    assert results["main"] > 0 and results["other"] > 0
+
+
+@pytest.mark.ringloop_only
+def test_a_loop_that_ran_is_freed_by_reference_counting(loop_impl):
+    # While it runs, a loop keeps its bound call_soon (and that keeps the
+    # loop); when run_forever() returns nothing of it is left, so a loop
+    # that ran is freed as soon as the last reference goes, closed or not.
+    gc.disable()
+    try:
+        for close in (True, False):
+            lp = loop_impl.factory()
+
+            async def main():
+                # Looked up while running: kept by the loop until it stops.
+                assert lp.call_soon is lp.call_soon
+                assert lp.call_soon_threadsafe is lp.call_soon_threadsafe
+                await asyncio.sleep(0)
+
+            lp.run_until_complete(main())
+            ref = weakref.ref(lp)
+            if close:
+                lp.close()
+                del lp
+            else:
+                with warnings.catch_warnings(record=True) as rec:
+                    warnings.simplefilter("always")
+                    del lp
+                    # __del__ ran at once (the warning keeps its source).
+                    assert [str(w.message)[:20] for w in rec] == [
+                        "unclosed event loop "]
+                del rec
+            assert ref() is None
+    finally:
+        gc.enable()
 
 
 @pytest.mark.parametrize("with_name", [False, True])

@@ -6,7 +6,6 @@ import asyncio
 import os
 import selectors
 import sys
-import types
 import warnings
 
 from ringloop._network import NetworkMixin
@@ -37,34 +36,6 @@ def _pending(name: str, feature: str):
     method.__name__ = name
     method.__qualname__ = f"SelectorEventLoop.{name}"
     return method
-
-
-if sys.version_info < (3, 12):
-    _CORE_CALL_SOON = CoreLoop.__dict__["call_soon"]
-
-    def _prebind(loop: CoreLoop) -> None:
-        """3.11's C Task and Future fetch ``loop.call_soon`` as an attribute
-        for every step and done-callback, which builds a bound method each
-        time (3.12+ call the method without binding it).  A bound method
-        stored in the instance dict is found by that same lookup, first, and
-        saves the allocation.  Only when call_soon is not overridden; the
-        cycle it makes (loop -> dict -> method -> loop) is broken by close()."""
-        if type(loop).call_soon is _CORE_CALL_SOON:
-            loop.__dict__["call_soon"] = _CORE_CALL_SOON.__get__(loop, type(loop))
-
-    def _unbind(loop: CoreLoop) -> None:
-        # Only the method _prebind stored: a user's replacement stays.
-        bound = loop.__dict__.get("call_soon")
-        if isinstance(bound, types.BuiltinMethodType) and bound.__self__ is loop:
-            del loop.__dict__["call_soon"]
-
-else:
-
-    def _prebind(loop: CoreLoop) -> None:
-        pass
-
-    def _unbind(loop: CoreLoop) -> None:
-        pass
 
 
 class _LoopMixin:
@@ -100,14 +71,12 @@ class SelectorEventLoop(ProcessMixin, CoreLoop, NetworkMixin, asyncio.AbstractEv
 
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         CoreLoop.__init__(self, selector)
-        _prebind(self)
 
     def close(self) -> None:
         """Close the loop: pending callbacks are dropped, the executor is
         shut down without waiting, and the driver's resources are released.
         A running loop cannot be closed (RuntimeError)."""
         ProcessMixin.close(self)
-        _unbind(self)
 
     __del__ = _LoopMixin.__del__
     shutdown_default_executor = _LoopMixin.shutdown_default_executor
@@ -126,7 +95,6 @@ class ProactorEventLoop(ProcessMixin, ProactorCore, NetworkMixin, asyncio.Abstra
 
     def __init__(self) -> None:
         ProactorCore.__init__(self)
-        _prebind(self)
 
     close = SelectorEventLoop.close
 

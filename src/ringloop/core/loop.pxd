@@ -13,6 +13,9 @@ cdef class CoreLoop:
         bint stopping
         bint closed
         object thread_id         # threading.get_ident() of the running thread
+        object bound_soon        # loop.call_soon while running (ringloop_fastcall.h)
+        object bound_soon_ts     # loop.call_soon_threadsafe, likewise
+        bint soon_overridden     # call_soon* assigned on the instance
         double clock_resolution
 
         # --- debug ------------------------------------------------------

@@ -12,9 +12,22 @@ cdef extern from "Python.h":
         PyObject **ob_item
     void Py_SET_SIZE(object o, Py_ssize_t size)
     void Py_DECREF(object o)
+    void Py_INCREF(object o)
     # Declared here so that NULL (delete the slice) can be passed.
     int PyList_SetSlice(object lst, Py_ssize_t low, Py_ssize_t high,
                         PyObject *itemlist) except -1
+
+cdef extern from "ringloop_fastcall.h":
+    ctypedef object (*rl_soon_impl)(object, object, object, object)
+    ctypedef PyObject *(*rl_soon_get_fn)(object, int) except NULL
+    ctypedef int (*rl_soon_set_fn)(object, int, PyObject *) except -1
+    object rl_bound_new(object loop, int which)
+    void rl_soon_cache_put(object loop, int which, object bound)
+    void rl_soon_cache_drop(object loop)
+    int rl_install_soon_methods(PyTypeObject *tp, rl_soon_impl soon,
+                                rl_soon_impl threadsafe, rl_soon_get_fn get,
+                                rl_soon_set_fn set) except -1
+
 from cpython.dict cimport PyDict_Size
 from cpython.mem cimport PyMem_RawFree
 
@@ -659,6 +672,11 @@ cdef class CoreLoop:
     cdef int _run_forever_cleanup(self) except -1:
         self.stopping = False
         self.thread_id = None
+        # Break the loop <-> bound call_soon cycle: an idle loop is freed by
+        # reference counting.
+        self.bound_soon = None
+        self.bound_soon_ts = None
+        rl_soon_cache_drop(self)
         aio_events._set_running_loop(None)
         self._set_origin_tracking(False)
         if self.old_agen_hooks is not None:
@@ -1734,12 +1752,61 @@ cdef object _soon_threadsafe_entry(object self, object callback, object args,
     return h
 
 
-cdef extern from "ringloop_fastcall.h":
-    ctypedef object (*rl_soon_impl)(object, object, object, object)
-    int rl_install_soon_methods(PyTypeObject *tp, rl_soon_impl soon,
-                                rl_soon_impl threadsafe) except -1
 
-rl_install_soon_methods(<PyTypeObject *>CoreLoop, _soon_entry, _soon_threadsafe_entry)
+cdef tuple _SOON_NAMES = ('call_soon', 'call_soon_threadsafe')
+
+
+cdef PyObject *_soon_get(object obj, int which) except NULL:
+    # `loop.call_soon` / `loop.call_soon_threadsafe` (instance access of the
+    # data descriptors in ringloop_fastcall.h): a value assigned on the
+    # instance first, then the bound object the running loop keeps.
+    cdef CoreLoop loop = <CoreLoop>obj
+    cdef object bound
+    if loop.soon_overridden:
+        d = getattr(obj, '__dict__', None)
+        if d is not None and _SOON_NAMES[which] in d:
+            bound = d[_SOON_NAMES[which]]
+            Py_INCREF(bound)
+            return <PyObject *>bound
+    bound = loop.bound_soon_ts if which else loop.bound_soon
+    if bound is None:
+        bound = rl_bound_new(obj, which)
+        if loop.thread_id is not None:
+            # Cached only while running; _run_forever_cleanup drops it.
+            if which:
+                loop.bound_soon_ts = bound
+            else:
+                loop.bound_soon = bound
+    if loop.thread_id is not None and not loop.soon_overridden:
+        rl_soon_cache_put(obj, which, bound)
+    Py_INCREF(bound)
+    return <PyObject *>bound
+
+
+cdef int _soon_set(object obj, int which, PyObject *value) except -1:
+    # `loop.call_soon = x` / `del loop.call_soon`: kept in the instance
+    # __dict__, as for an ordinary method.
+    cdef CoreLoop loop = <CoreLoop>obj
+    name = _SOON_NAMES[which]
+    rl_soon_cache_drop(obj)
+    d = getattr(obj, '__dict__', None)
+    if d is None:
+        raise AttributeError(
+            f"'{type(obj).__name__}' object attribute '{name}' is read-only")
+    if value == NULL:
+        try:
+            del d[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        loop.soon_overridden = any(n in d for n in _SOON_NAMES)
+    else:
+        d[name] = <object>value
+        loop.soon_overridden = True
+    return 0
+
+
+rl_install_soon_methods(<PyTypeObject *>CoreLoop, _soon_entry,
+                        _soon_threadsafe_entry, _soon_get, _soon_set)
 
 
 def _sighandler_noop(signum, frame):
