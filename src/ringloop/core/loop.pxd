@@ -58,6 +58,8 @@ cdef class CoreLoop:
         public object _transports   # weakref.WeakValueDictionary: fd -> transport
         char *rbuf                  # the stream transports' shared read buffer
         Py_ssize_t rbuf_size
+        object spare_bytes          # a read's bytes nobody kept (stream.pyx)
+        Py_ssize_t spare_cap        # how many bytes its allocation holds
 
         # --- statistics ---------------------------------------------------
         unsigned long long stat_iterations

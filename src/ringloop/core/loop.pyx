@@ -211,6 +211,8 @@ cdef class CoreLoop:
         self._transports = weakref.WeakValueDictionary()
         self.rbuf = NULL
         self.rbuf_size = 0
+        self.spare_bytes = None
+        self.spare_cap = 0
 
     def __dealloc__(self):
         if self.rbuf != NULL:
@@ -737,6 +739,7 @@ cdef class CoreLoop:
         if self.debug:
             aio_logger.debug("Close %r", self)
         self.closed = True
+        self.spare_bytes = None
         _release_all(self.ready)
         _release_all(self.scheduled)
         self.timer_cancelled_count = 0
