@@ -210,3 +210,37 @@ def test_invalid_file_object_reported_before_closed_loop(loop):
         loop.add_reader("not a file", lambda: None)
     with pytest.raises(ValueError, match="Invalid file object"):
         loop.remove_writer("not a file")
+
+
+@pytest.mark.xfail_uvloop("uvloop's callback is positional-only")
+@pytest.mark.parametrize("method", ["call_soon", "call_soon_threadsafe"])
+def test_callback_may_be_passed_by_keyword(loop, method):
+    # asyncio: def call_soon(self, callback, *args, context=None).
+    out = []
+    getattr(loop, method)(callback=lambda: out.append(1))
+    getattr(loop, method)(context=None, callback=lambda: out.append(2))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert out == [1, 2]
+    with pytest.raises(TypeError, match="multiple values for argument 'callback'"):
+        getattr(loop, method)(print, callback=print)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'cb'"):
+        getattr(loop, method)(cb=print)
+
+
+def test_numeric_getaddrinfo_on_a_closed_loop_raises(loop, loop_name):
+    if loop_name == "uvloop":
+        pytest.skip("uvloop crashes (SIGSEGV) resolving on a closed loop")
+    loop.close()
+    coro = loop.getaddrinfo("127.0.0.1", 80)
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        coro.send(None)
+    coro.close()
+
+
+@pytest.mark.xfail_uvloop("uvloop's resolver has its own message")
+def test_getaddrinfo_flags_of_the_wrong_type(loop):
+    # The socket module's error, as with asyncio's loop (not an operator
+    # error from a numeric fast path).
+    with pytest.raises(TypeError, match="cannot be interpreted as an integer"):
+        run(loop, loop.getaddrinfo("127.0.0.1", 80, flags="x"))

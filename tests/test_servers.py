@@ -8,10 +8,12 @@ loopback only.
 
 import asyncio
 import errno
+import gc
 import select
 import socket
 import sys
 import time
+import warnings
 from asyncio import trsock
 
 import pytest
@@ -529,3 +531,50 @@ def test_server_close_or_abort_clients(loop, method):
             server.close()
 
     run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop reports it outside debug mode too")
+@pytest.mark.parametrize("debug", [False, True])
+def test_protocol_factory_error_is_reported_in_debug_mode_only(loop, debug):
+    # asyncio (3.11-3.13) calls the exception handler only in debug mode.
+    # (It also leaves the accepted socket to the garbage collector; ringloop
+    # closes it at once.)
+    seen = []
+    calls = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx))
+    loop.set_debug(debug)
+
+    def factory():
+        calls.append(1)
+        raise ValueError("no protocol today")
+
+    async def main():
+        srv = await loop.create_server(factory, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        deadline = loop.time() + TIMEOUT
+        while not calls and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        w.close()
+        srv.close()
+        await srv.wait_closed()
+
+    run(loop, main())
+    assert calls == [1]
+    reports = [c for c in seen
+               if c.get("message") == "Error on transport creation for incoming connection"]
+    try:
+        if debug:
+            assert len(reports) == 1
+            assert isinstance(reports[0]["exception"], ValueError)
+        else:
+            assert reports == []
+    finally:
+        # asyncio's report holds the accepted socket through the traceback.
+        seen.clear()
+        reports.clear()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()

@@ -1,6 +1,7 @@
 """loop.sock_* methods on TCP, UDP and Unix sockets (loopback only)."""
 
 import asyncio
+import errno
 import io
 import os
 import socket
@@ -576,3 +577,85 @@ def test_sock_sendall_empty_on_unconnected_socket(loop):
             s.close()
 
     run(loop, main())
+
+
+class _Upper(socket.socket):
+    """A socket subclass whose I/O methods change the data."""
+
+    def recv(self, n, *args):
+        return super().recv(n, *args).upper()
+
+    def recv_into(self, buf, *args):
+        n = super().recv_into(buf, *args)
+        buf[:n] = bytes(buf[:n]).upper()
+        return n
+
+    def send(self, data, *args):
+        return super().send(bytes(data).upper(), *args)
+
+
+def test_sock_methods_call_a_subclass_own_io_methods(loop):
+    # asyncio's sock_* call sock.recv / recv_into / send: a subclass that
+    # overrides them is used on every loop kind, the proactor included.
+    a, b = socket.socketpair()
+    s = _Upper(fileno=a.detach())
+    s.setblocking(False)
+    b.settimeout(TIMEOUT)
+    try:
+        async def main():
+            b.sendall(b"hello")
+            got = await _recv_exactly(loop, s, 5)
+            b.sendall(b"world")
+            buf = bytearray(5)
+            n = await loop.sock_recv_into(s, buf)
+            await loop.sock_sendall(s, b"quiet")
+            return got, bytes(buf[:n]), b.recv(5)
+
+        got, into, sent = run(loop, main())
+        assert got == b"HELLO"
+        assert into == b"WORLD"[:len(into)] and into
+        assert sent == b"QUIET"
+    finally:
+        s.close()
+        b.close()
+
+
+@pytest.mark.parametrize("method", ["sock_recv", "sock_sendall"])
+def test_sock_method_on_a_non_socket_fails_as_asyncio(loop, loop_name, method):
+    if loop_name == "uvloop":
+        pytest.skip("uvloop waits on the fd (sock_recv) or refuses the type")
+    # A file object has no recv/send: asyncio's AttributeError.
+    r, w = os.pipe()
+    with os.fdopen(r, "rb") as f:
+        try:
+            args = (f, 10) if method == "sock_recv" else (f, b"x")
+            with pytest.raises(AttributeError):
+                run(loop, getattr(loop, method)(*args))
+        finally:
+            os.close(w)
+
+
+@pytest.mark.xfail_uvloop("uvloop has no sock_sendto")
+@pytest.mark.parametrize("method", ["sock_connect", "sock_sendto"])
+def test_empty_unix_address_is_invalid(loop, method):
+    # '' is not the abstract name "\0": connect and sendto refuse it
+    # (EINVAL), even while a socket is bound to "\0".
+    kind = socket.SOCK_STREAM if method == "sock_connect" else socket.SOCK_DGRAM
+    bound = socket.socket(socket.AF_UNIX, kind)
+    s = socket.socket(socket.AF_UNIX, kind)
+    try:
+        try:
+            bound.bind("\0")
+        except OSError:
+            pass  # the name is taken: the check below stands anyway
+        if kind == socket.SOCK_STREAM:
+            bound.listen(1)
+        s.setblocking(False)
+        call = (loop.sock_connect(s, "") if method == "sock_connect"
+                else loop.sock_sendto(s, b"x", ""))
+        with pytest.raises(OSError) as info:
+            run(loop, call)
+        assert info.value.errno == errno.EINVAL
+    finally:
+        s.close()
+        bound.close()

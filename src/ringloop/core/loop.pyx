@@ -1151,7 +1151,9 @@ cdef class CoreLoop:
     async def getaddrinfo(self, host, port, *, family=0, type=0, proto=0, flags=0):
         """Resolve in the default executor; numeric hosts (IPv6 scope ids
         included) are resolved at once without a thread round trip."""
-        if _is_numeric_query(host, port):
+        # (Not on a closed loop, nor with flags the socket module would
+        # refuse: both fail below as in asyncio.)
+        if not self.closed and isinstance(flags, int) and _is_numeric_query(host, port):
             try:
                 return socket.getaddrinfo(host, port, family, type, proto,
                                           flags | socket.AI_NUMERICHOST)

@@ -85,12 +85,27 @@ cdef class ProactorCore(CoreLoop):
         self._ensure_fd_no_transport(sock.fileno())
         return 0
 
+    cdef bint _ring_socket(self, object sock, str method):
+        # Ring operations work on the fd: right for socket.socket and for
+        # subclasses that keep its I/O method.  Anything else (a subclass
+        # overriding recv/send..., a socket-like object, a non-socket) takes
+        # the readiness path, which calls the object's own method as
+        # asyncio does (and fails as asyncio does).
+        cdef type t = type(sock)
+        if t is sock_socket:
+            return True
+        if not isinstance(sock, sock_socket):
+            return False
+        return getattr(t, method, None) is getattr(sock_socket, method)
+
     cdef object _new_future(self):
         self._check_closed()
         return aio_Future(loop=self)
 
     async def sock_recv(self, sock, n):
         """Receive up to n bytes (an io_uring RECV)."""
+        if not self._ring_socket(sock, 'recv'):
+            return await CoreLoop.sock_recv(self, sock, n)
         self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recv(sock.fileno(), n, fut)
@@ -102,6 +117,8 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_recv_into(self, sock, buf):
         """Receive into buf; return the number of bytes received."""
+        if not self._ring_socket(sock, 'recv_into'):
+            return await CoreLoop.sock_recv_into(self, sock, buf)
         self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recv_into(sock.fileno(), buf, 0, fut)
@@ -113,6 +130,8 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
+        if not self._ring_socket(sock, 'recvfrom'):
+            return await CoreLoop.sock_recvfrom(self, sock, bufsize)
         self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recvfrom(sock.fileno(), bufsize, fut)
@@ -124,6 +143,8 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
+        if not self._ring_socket(sock, 'recvfrom_into'):
+            return await CoreLoop.sock_recvfrom_into(self, sock, buf, nbytes)
         self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_recvfrom_into(sock.fileno(), buf, nbytes, fut)
@@ -135,6 +156,8 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_sendall(self, sock, data):
         """Send all of data (SEND ops, resubmitted for the remainder)."""
+        if not self._ring_socket(sock, 'send'):
+            return await CoreLoop.sock_sendall(self, sock, data)
         self._check_sock_free(sock)
         if not len(data):
             # Nothing to send, but the socket's state still speaks, as in
@@ -154,6 +177,8 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
+        if not self._ring_socket(sock, 'sendto'):
+            return await CoreLoop.sock_sendto(self, sock, data, address)
         self._check_sock_free(sock)
         fut = self._new_future()
         op = self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
@@ -165,6 +190,8 @@ cdef class ProactorCore(CoreLoop):
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
+        if not self._ring_socket(sock, 'connect'):
+            return await CoreLoop.sock_connect(self, sock, address)
         self._check_sock_free(sock)
         if sock.family == AF_INET or (socket.has_ipv6 and sock.family == AF_INET6):
             resolved = await self._ensure_resolved(
@@ -192,6 +219,8 @@ cdef class ProactorCore(CoreLoop):
         burst of connections is accepted without a loop iteration each; the
         ring ACCEPT waits when the queue is empty.  Connections a cancelled
         accept took first (the stash) are handed out before new ones."""
+        if not self._ring_socket(sock, 'accept'):
+            return await CoreLoop.sock_accept(self, sock)
         self._check_sock_free(sock)
         fd = sock.fileno()
         if sock.gettimeout() == 0 and not self.uring.has_stash(fd):

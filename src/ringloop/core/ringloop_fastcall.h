@@ -27,6 +27,7 @@ rl_soon_dispatch(int which, const char *name, PyObject *self,
                  PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     PyObject *context = Py_None;
+    PyObject *callback = NULL;
     PyObject *tuple, *result;
     Py_ssize_t i;
 
@@ -38,11 +39,25 @@ rl_soon_dispatch(int which, const char *name, PyObject *self,
                 int cmp = PyUnicode_Check(key)
                     ? PyUnicode_Compare(key, rl_kw_context) : -1;
                 if (cmp != 0) {
-                    if (!PyErr_Occurred()) {
-                        PyErr_Format(PyExc_TypeError,
-                            "%s() got an unexpected keyword argument '%S'",
-                            name, key);
+                    if (PyErr_Occurred()) {
+                        return NULL;
                     }
+                    /* `callback` may be passed by keyword, as in asyncio's
+                     * def call_soon(self, callback, *args, context=None). */
+                    if (PyUnicode_Check(key)
+                            && PyUnicode_CompareWithASCIIString(key, "callback") == 0) {
+                        if (nargs >= 1 || callback != NULL) {
+                            PyErr_Format(PyExc_TypeError,
+                                "%s() got multiple values for argument 'callback'",
+                                name);
+                            return NULL;
+                        }
+                        callback = args[nargs + i];
+                        continue;
+                    }
+                    PyErr_Format(PyExc_TypeError,
+                        "%s() got an unexpected keyword argument '%S'",
+                        name, key);
                     return NULL;
                 }
                 Py_INCREF(key);
@@ -50,6 +65,16 @@ rl_soon_dispatch(int which, const char *name, PyObject *self,
             }
             context = args[nargs + i];
         }
+    }
+    if (callback != NULL) {
+        /* No positional arguments: *args is empty (the shared tuple). */
+        tuple = PyTuple_New(0);
+        if (tuple == NULL) {
+            return NULL;
+        }
+        result = rl_soon_impls[which](self, callback, tuple, context);
+        Py_DECREF(tuple);
+        return result;
     }
     if (nargs < 1) {
         PyErr_Format(PyExc_TypeError,
@@ -87,13 +112,13 @@ rl_call_soon_threadsafe_vc(PyObject *self, PyObject *const *args,
 static PyMethodDef rl_soon_methods[2] = {
     {"call_soon", (PyCFunction)(void (*)(void))rl_call_soon_vc,
      METH_FASTCALL | METH_KEYWORDS,
-     "call_soon($self, callback, /, *args, context=None)\n--\n\n"
+     "call_soon($self, callback, *args, context=None)\n--\n\n"
      "Arrange for callback(*args) to be called on the next iteration,\n"
      "in a copy of the current context (or the given one). Returns a Handle."},
     {"call_soon_threadsafe",
      (PyCFunction)(void (*)(void))rl_call_soon_threadsafe_vc,
      METH_FASTCALL | METH_KEYWORDS,
-     "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\n"
+     "call_soon_threadsafe($self, callback, *args, context=None)\n--\n\n"
      "Like call_soon(), callable from any thread: wakes the loop if it\n"
      "is blocked waiting for I/O. Returns a Handle."},
 };

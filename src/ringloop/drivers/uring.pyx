@@ -329,8 +329,10 @@ cdef int _fill_sockaddr(int family, object addr, sockaddr_storage *ss,
                             f"'{type(addr).__name__}'")
         sun = <sockaddr_un *>ss
         sun.sun_family = AF_UNIX
-        if len(path) > 0 and path[0] == 0:
-            # Linux abstract namespace: exact length, no terminator.
+        if len(path) == 0 or path[0] == 0:
+            # Linux abstract namespace: exact length, no terminator.  An
+            # empty path is the bare family, as the socket module passes it
+            # (connect and sendto refuse it with EINVAL; bind auto-binds).
             if <size_t>len(path) > sizeof(sun.sun_path):
                 raise OSError("AF_UNIX path too long")
             memcpy(sun.sun_path, <char *>path, len(path))

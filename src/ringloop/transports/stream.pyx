@@ -1192,6 +1192,9 @@ cdef class AcceptCore(IOTarget):
                 conn.close()
             else:
                 transport.close()
+            # As asyncio (3.11-3.13): reported in debug mode only.
+            if not self.loop.debug:
+                return
             context = {
                 'message': 'Error on transport creation for incoming connection',
                 'exception': exc,
