@@ -404,3 +404,68 @@ def test_futures_and_tasks_belong_to_their_loop_whichever_runs(loop, loop_factor
         fut.cancel()
     finally:
         other.close()
+
+
+def test_assignment_holds_when_a_finalizer_looks_call_soon_up(loop):
+    # The value replaced by an assignment may run code (its __del__) that
+    # looks loop.call_soon up while the assignment is under way; afterwards
+    # the new value is what the loop's call_soon is.
+    looked_up = []
+
+    class Old:
+        def __call__(self, *args, **kwargs):   # pragma: no cover - never called
+            raise AssertionError
+
+        def __del__(self):
+            looked_up.append(loop.call_soon)
+
+    def patched(callback, *args, context=None):
+        return real(callback, *args, context=context)
+
+    async def main():
+        vars(loop)["call_soon"] = Old()   # left there directly (vars().update...)
+        loop.call_soon = patched          # the Old instance dies here
+        return loop.call_soon is patched
+
+    real = loop.call_soon
+    try:
+        assert loop.run_until_complete(main())
+        assert loop.call_soon is patched
+        assert len(looked_up) == 1
+    finally:
+        del loop.call_soon
+
+
+def test_weakref_and_copies_of_a_bound_call_soon(loop):
+    import copy
+    meth = loop.call_soon
+    ref = weakref.ref(meth)
+    assert ref() is meth
+    assert copy.copy(loop.call_soon) == loop.call_soon
+
+
+@pytest.mark.ringloop_only
+def test_deepcopy_of_a_bound_call_soon_keeps_it(loop):
+    # As for any builtin bound method: deepcopy returns the object itself
+    # (the loop is not copied).
+    import copy
+    meth = loop.call_soon
+    assert copy.deepcopy(meth) is meth
+    assert copy.deepcopy({"cb": meth})["cb"] is meth
+
+
+@pytest.mark.ringloop_only
+def test_call_soon_descriptor_refuses_foreign_objects(loop):
+    descr = None
+    for klass in type(loop).__mro__:
+        if "call_soon" in vars(klass):
+            descr = vars(klass)["call_soon"]
+            break
+
+    class Other:
+        pass
+
+    with pytest.raises(TypeError, match="doesn't apply to a 'Other' object"):
+        descr.__set__(Other(), "x")
+    with pytest.raises(TypeError, match="doesn't apply to a 'Other' object"):
+        descr.__delete__(Other())

@@ -1791,22 +1791,26 @@ cdef PyObject *_soon_get(object obj, int which) except NULL:
 cdef int _soon_set(object obj, int which, PyObject *value) except -1:
     # `loop.call_soon = x` / `del loop.call_soon`: kept in the instance
     # __dict__, as for an ordinary method.
+    # The flag goes up before the cache is emptied and before the dict is
+    # touched (which may run a finalizer that looks call_soon up): from
+    # then on no lookup refills the cache, and every lookup reads the dict.
     cdef CoreLoop loop = <CoreLoop>obj
     name = _SOON_NAMES[which]
-    rl_soon_cache_drop(obj)
     d = getattr(obj, '__dict__', None)
     if d is None:
         raise AttributeError(
             f"'{type(obj).__name__}' object attribute '{name}' is read-only")
+    loop.soon_overridden = True
+    rl_soon_cache_drop(obj)
     if value == NULL:
         try:
             del d[name]
         except KeyError:
             raise AttributeError(name) from None
-        loop.soon_overridden = any(n in d for n in _SOON_NAMES)
+        finally:
+            loop.soon_overridden = any(n in d for n in _SOON_NAMES)
     else:
         d[name] = <object>value
-        loop.soon_overridden = True
     return 0
 
 

@@ -160,6 +160,7 @@ typedef struct {
     vectorcallfunc vectorcall;
     PyObject *loop;
     int which;
+    PyObject *weakreflist;   /* weakref.ref(loop.call_soon) works, as for methods */
 } rl_bound;
 
 static PyObject *
@@ -167,6 +168,10 @@ rl_bound_vc(PyObject *callable, PyObject *const *args, size_t nargsf,
             PyObject *kwnames)
 {
     rl_bound *b = (rl_bound *)callable;
+    if (b->loop == NULL) {   /* cleared by the GC: nothing to call */
+        PyErr_SetString(PyExc_ReferenceError, "the loop of this call_soon is gone");
+        return NULL;
+    }
     return rl_soon_dispatch(b->which, rl_soon_methods[b->which].ml_name,
                             b->loop, args, PyVectorcall_NARGS(nargsf),
                             kwnames);
@@ -198,6 +203,9 @@ static void
 rl_bound_dealloc(PyObject *self)
 {
     PyObject_GC_UnTrack(self);
+    if (((rl_bound *)self)->weakreflist != NULL) {
+        PyObject_ClearWeakRefs(self);
+    }
     Py_CLEAR(((rl_bound *)self)->loop);
     PyObject_GC_Del(self);
 }
@@ -206,7 +214,12 @@ static PyObject *
 rl_bound_getattro(PyObject *self, PyObject *name)
 {
     PyObject *real, *result;
-    if (((rl_bound *)self)->loop == NULL) {
+    if (((rl_bound *)self)->loop == NULL
+            || (PyUnicode_Check(name)
+                && (PyUnicode_CompareWithASCIIString(name, "__deepcopy__") == 0
+                    || PyUnicode_CompareWithASCIIString(name, "__copy__") == 0))) {
+        /* Our own __copy__/__deepcopy__ (copy's fast path for builtin
+         * methods is keyed by the exact type, which this is not). */
         return PyObject_GenericGetAttr(self, name);
     }
     real = rl_bound_real((rl_bound *)self);
@@ -281,6 +294,21 @@ rl_bound_richcompare(PyObject *self, PyObject *other, int op)
     return result;
 }
 
+/* copy.copy / copy.deepcopy: the object itself, as for a builtin bound
+ * method (the loop is not copied). */
+static PyObject *
+rl_bound_copy(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    Py_INCREF(self);
+    return self;
+}
+
+static PyMethodDef rl_bound_methods[] = {
+    {"__copy__", rl_bound_copy, METH_NOARGS, NULL},
+    {"__deepcopy__", rl_bound_copy, METH_O, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyTypeObject rl_bound_type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "ringloop.core.loop.bound_call_soon",
@@ -296,6 +324,8 @@ static PyTypeObject rl_bound_type = {
     .tp_traverse = rl_bound_traverse,
     .tp_clear = rl_bound_clear,
     .tp_richcompare = rl_bound_richcompare,
+    .tp_weaklistoffset = offsetof(rl_bound, weakreflist),
+    .tp_methods = rl_bound_methods,
 };
 
 /* A new bound object for loop.call_soon (which 0) or
@@ -311,6 +341,7 @@ rl_bound_new(PyObject *loop, int which)
     Py_INCREF(loop);
     b->loop = loop;
     b->which = which;
+    b->weakreflist = NULL;
     PyObject_GC_Track((PyObject *)b);
     return (PyObject *)b;
 }
@@ -371,6 +402,13 @@ rl_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 static int
 rl_descr_set(PyObject *self, PyObject *obj, PyObject *value)
 {
+    if (!PyObject_TypeCheck(obj, rl_loop_type)) {
+        PyErr_Format(PyExc_TypeError,
+                     "descriptor '%s' for '%s' objects doesn't apply to a '%s' object",
+                     rl_soon_methods[((rl_descr *)self)->which].ml_name,
+                     rl_loop_type->tp_name, Py_TYPE(obj)->tp_name);
+        return -1;
+    }
     return rl_soon_set(obj, ((rl_descr *)self)->which, value);
 }
 
