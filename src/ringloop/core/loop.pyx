@@ -1757,7 +1757,6 @@ cdef object _soon_threadsafe_entry(object self, object callback, object args,
     return h
 
 
-
 cdef tuple _SOON_NAMES = ('call_soon', 'call_soon_threadsafe')
 
 
