@@ -36,15 +36,15 @@ from asyncio.log import logger as aio_logger
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.ref cimport Py_REFCNT
-
-cdef extern from "ringloop_bytes.h":
-    void rl_bytes_refill(object b, const char *src, Py_ssize_t n)
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.mem cimport PyMem_RawMalloc
 from libc.string cimport memset
 
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
+
+cdef extern from "ringloop_bytes.h":
+    void rl_bytes_refill(object b, const char *src, Py_ssize_t n)
 
 from ringloop.core.handles cimport IOTarget, IOHandle, new_io_handle
 from ringloop.core.loop cimport CoreLoop
