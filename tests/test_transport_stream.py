@@ -547,6 +547,36 @@ def test_switch_to_buffered_protocol(loop):
 
 # ------------------------------------------------------------ volume ----
 
+def test_burst_beyond_one_readable_event_then_idle_peer(loop, loop_name):
+    # More data waiting than the transport reads per readable event (a few
+    # full reads), then silence: the rest must come without another wake-up
+    # from the peer.  (On io_uring the socket has an edge-triggered poll:
+    # the transport asks the driver to report it again.)
+    async def main():
+        a, b = socket.socketpair()
+        b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * MiB)
+        b.setblocking(False)
+        with b:
+            tr, proto = await loop.create_connection(Recorder, sock=a)
+            tr.pause_reading()
+            payload = os.urandom(3 * MiB)
+            sent = 0
+            while sent < len(payload):
+                try:
+                    sent += b.send(payload[sent:])
+                except BlockingIOError:
+                    break       # the peer's buffer is full: that is the burst
+            assert sent > 1 * MiB, sent
+            tr.resume_reading()
+            assert await asyncio.wait_for(proto.received(sent), TIMEOUT) == payload[:sent]
+            if loop_name == "ringloop-proactor" and loop.statistics().get("multishot_poll"):
+                assert loop.statistics()["poll_agains"] > 0
+            tr.close()
+            await asyncio.wait_for(proto.lost, TIMEOUT)
+
+    run(loop, main())
+
+
 class _Sink(asyncio.Protocol):
     """Counts and checksums everything it receives; ``done`` at EOF."""
 
