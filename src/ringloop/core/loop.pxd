@@ -98,7 +98,5 @@ cdef class CoreLoop:
     cdef int _install_signal_wakeup(self) except -1
     cdef int _uninstall_signal_wakeup(self) except -1
     cdef int _check_sock(self, object sock) except -1
-    cdef int _io_start(self, int fd, object fileobj, Handle h, bint write,
-                       bint drains=*) except -1
-    cdef int _io_again(self, int fd) except -1
+    cdef int _io_start(self, int fd, object fileobj, Handle h, bint write) except -1
     cdef int _io_stop(self, int fd, bint write) except -1

@@ -1210,8 +1210,6 @@ cdef class CoreLoop:
             mask |= EV_READ
         if w.writer is not None:
             mask |= EV_WRITE
-        if w.reader is None:
-            w.drains = False
         try:
             self.driver.set_interest(w, mask)
         finally:
@@ -1322,28 +1320,14 @@ cdef class CoreLoop:
     # The loop's own transports install prebuilt IOHandles (one per
     # registration, not per event) and remove them by fd.
 
-    cdef int _io_start(self, int fd, object fileobj, Handle h, bint write,
-                       bint drains=False) except -1:
+    cdef int _io_start(self, int fd, object fileobj, Handle h, bint write) except -1:
         # Put h in fd's reader or writer slot, replacing (cancelling) the one
         # there; the driver hears of it only when the interest changes.
-        # `drains`: the reader reads until the fd is drained on every event,
-        # or calls _io_again() (see FdWatch.drains): an edge-triggered
-        # request is then enough (io_uring: a multishot POLL_ADD).
         self._check_closed()
         cdef FdWatch w = self._watch_for(fd, fileobj)
         if w.internal:
             raise ValueError(f"fd {fd} is used by the event loop itself")
         old = w.writer if write else w.reader
-        if not write and w.drains != drains:
-            w.drains = drains
-            if w.mask & EV_READ:
-                # Armed for the other kind of reader: drop it, re-armed below.
-                self.driver.set_interest(w, w.mask & ~EV_READ)
-                if old is not None:
-                    w.reader = h
-                    (<Handle>old).cancel()
-                    self._update_interest(w)
-                    return 0
         if write:
             w.writer = h
         else:
@@ -1361,13 +1345,6 @@ cdef class CoreLoop:
                 raise
         else:
             (<Handle>old).cancel()
-        return 0
-
-    cdef int _io_again(self, int fd) except -1:
-        # A draining reader stopped before the fd was drained.
-        cdef FdWatch w = self.watches.get(fd)
-        if w is not None and w.drains:
-            self.driver.again(w)
         return 0
 
     cdef int _io_stop(self, int fd, bint write) except -1:

@@ -18,8 +18,6 @@ cdef class FdWatch:
         int fd
         int mask            # interest the driver currently holds (EV_*)
         bint internal       # the loop's own wake-up fd: no handles
-        bint drains         # the reader reads until a short read, EAGAIN or
-                            # EOF on every event, or asks Driver.again()
         object fileobj      # what the user passed (int or object with fileno())
         object reader       # Handle or None
         object writer       # Handle or None
@@ -38,10 +36,6 @@ cdef class Driver:
     cdef int set_interest(self, FdWatch w, int mask) except -1
     cdef int poll(self, double timeout) except -1
     cdef bint idle(self)                 # nothing queued or in flight
-    # A draining reader (w.drains) returned with data possibly left: report
-    # it readable again at the next poll().  A no-op for level-triggered
-    # drivers, which report it anyway.
-    cdef int again(self, FdWatch w) except -1
     cdef int close(self) except -1
     cdef dict info(self)
     cdef int _grow(self, int n) except -1

@@ -13,7 +13,6 @@ cdef class FdWatch:
         self.fd = -1
         self.mask = 0
         self.internal = False
-        self.drains = False
 
     def __repr__(self):
         return f"<FdWatch fd={self.fd} mask={self.mask}>"
@@ -55,9 +54,6 @@ cdef class Driver:
     cdef bint idle(self):
         # Readiness drivers keep no work of their own between polls.
         return True
-
-    cdef int again(self, FdWatch w) except -1:
-        return 0
 
     cdef int close(self) except -1:
         return 0

@@ -23,9 +23,7 @@
 #             touch it); the driver keeps a strong ref to w while a kernel
 #             poll request for it is in flight, so ready[] pointers are
 #             always valid.  Watches with w.internal (waker eventfd, signal
-#             socket: the loop drains them fully) use multishot POLL_ADD, and
-#             so do readers with w.drains (stream transports), which call
-#             again(w) when they return with data possibly left.
+#             socket: the loop drains them fully) use multishot POLL_ADD.
 #   poll(timeout)  submits everything queued and waits with ONE
 #             io_uring_enter (GIL released only when it may block), reaps
 #             CQEs: completion ops finish their futures right there (their
@@ -117,8 +115,6 @@ cdef class _WatchState:
         bint queued               # waiting in the driver's arm list
         bint dead                 # fd was closed (EBADF): silent until re-set
         bint multishot            # internal watch: multishot POLL_ADD
-        bint again                # in the driver's again list
-        bint level                # the peer hung up: one-shot (level) polls only
         # reporting: one ready[] slot per watch per poll()
         unsigned long long ready_gen
         int ready_slot
@@ -218,7 +214,6 @@ cdef class UringDriver(Driver):
         PyObject **fd_heads           # per-fd list of completion ops
         int fd_cap
         list arm_list                 # _WatchStates needing POLL_ADD
-        list again_list               # _WatchStates to report readable again
         list orphans                  # ops abandoned with their memory (never freed)
         uint64_t timeout_ud           # TIMEOUT SQE in flight (fallback), or 0
         unsigned long long timeout_seq
@@ -236,7 +231,6 @@ cdef class UringDriver(Driver):
         unsigned long long st_waits
         unsigned long long st_overflow_flushes
         unsigned long long st_rearms
-        unsigned long long st_agains
         unsigned long long st_poll_reuses
         unsigned long long st_ops
         unsigned long long st_cancels
@@ -276,7 +270,6 @@ cdef class UringDriver(Driver):
     cdef int _arm_pending(self) except -1
     cdef int _poll_cqe(self, UringOp op, int res, unsigned flags) except -1
     cdef int _report(self, _WatchState ws, int m) except -1
-    cdef int _report_agains(self) except -1
 
     # completion ops
     cdef UringOp _new_op(self, int kind, int fd, object fut)

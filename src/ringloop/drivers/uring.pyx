@@ -27,15 +27,13 @@ How io_uring behaves, and what this driver does about it:
   check (the kernel evaluates the mask at arm time and completes at once if
   still ready), at the cost of one SQE and no extra syscall.  Multishot is
   used where edge semantics are correct: the loop's own wake-up fds, which
-  the loop drains completely (FdWatch.internal), and the stream transports'
-  sockets (FdWatch.drains): they read until a short read, EAGAIN or EOF on
-  every event, or call again() when they stop early (again() reports the
-  watch at the next poll).  Two edges of that: a hang-up that came with the
-  last data leaves the socket readable after a short read, so these polls
-  ask for POLLRDHUP and turn one-shot (level) once it is seen; and a
-  POLL_REMOVE that finds a multishot request busy fails with EALREADY and
-  leaves it armed (holding the file: a closed socket would send no FIN), so
-  multishot requests are dropped with ASYNC_CANCEL.  Readers and writers of
+  the loop drains completely (FdWatch.internal).  A multishot request is
+  dropped with ASYNC_CANCEL: a POLL_REMOVE that finds it busy (a wake-up
+  being processed) fails with EALREADY and leaves it armed, holding the
+  file.  (Multishot is not used for the transports' sockets: a short read
+  does not prove a socket drained - TCP urgent data, SCM_RIGHTS and
+  SO_PASSCRED messages on AF_UNIX stop a read early - and no wake-up would
+  report the rest.)  Readers and writers of
   one fd are separate requests, so changing one never disturbs the other.
 * A poll request holds a reference to the *file*: closing the fd number
   does not end it (epoll forgets closed fds; io_uring keeps the socket
@@ -269,8 +267,6 @@ cdef class _WatchState:
         self.queued = False
         self.dead = False
         self.multishot = False
-        self.again = False
-        self.level = False
         self.ready_gen = 0
         self.ready_slot = -1
 
@@ -490,7 +486,6 @@ cdef class UringDriver(Driver):
         self.closed = False
         self.closing = False
         self.arm_list = []
-        self.again_list = []
         self.orphans = []
         self.recv_stash = {}
         self.accept_stash = {}
@@ -1078,8 +1073,8 @@ cdef class UringDriver(Driver):
             # A POLL_REMOVE that finds the request busy (a wake-up's task
             # work pending) fails with -EALREADY: harmless for a one-shot
             # poll, which is completing anyway, but a multishot one would
-            # live on, holding the file (a closed socket never sends its
-            # FIN).  ASYNC_CANCEL marks it cancelled whatever its state.
+            # live on, holding the file (a closed socket would never send
+            # its FIN).  ASYNC_CANCEL marks it cancelled whatever its state.
             self._cancel_req(op, not (op.oflags & OPF_MULTI))
         return 0
 
@@ -1088,7 +1083,6 @@ cdef class UringDriver(Driver):
         cdef rl_sqe *sqe
         cdef int d, i
         cdef unsigned int events
-        cdef bint multi
         for i in range(2):      # a C loop: no tuple of Python ints per call
             d = EV_READ if i == 0 else EV_WRITE
             if not (ws.want & d):
@@ -1097,14 +1091,6 @@ cdef class UringDriver(Driver):
                 continue
             sqe = self._sqe()
             events = POLLIN if d == EV_READ else POLLOUT
-            multi = ws.multishot
-            if (d == EV_READ and ws.w.drains and self.use_multishot_poll
-                    and not ws.level):
-                # A draining reader (a stream socket): multishot, asking for
-                # RDHUP too, since a hang-up that came with the last data
-                # leaves the socket readable (EOF) after a short read.
-                multi = True
-                events = POLLIN | POLLRDHUP
             op = ws.spare
             if op is not None and op.events == events and op.fd == ws.w.fd:
                 # The same request again (a one-shot poll re-armed): its
@@ -1122,9 +1108,7 @@ cdef class UringDriver(Driver):
             sqe.opcode = RL_OP_POLL_ADD
             sqe.fd = op.fd
             sqe.op_flags = rl_poll_events(op.events)
-            if multi:
-                # Edge-triggered, and correct for readers that drain the fd
-                # on every event (or ask again()): no re-arm per event.
+            if ws.multishot:
                 sqe.len = RL_POLL_ADD_MULTI
                 op.oflags |= OPF_MULTI
             else:
@@ -1190,17 +1174,6 @@ cdef class UringDriver(Driver):
             if res & (POLLERR | POLLHUP | POLLNVAL):
                 m |= EV_READ | EV_WRITE
             m &= ws.want
-            if (res & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL) and not final
-                    and op.oflags & OPF_MULTI and not ws.multishot and ws.rd is op):
-                # A draining reader's socket hung up (or failed): readable
-                # for good, which an edge-triggered request would report no
-                # more after a short read.  Level (one-shot) polls from now.
-                ws.level = True
-                self._drop_poll(op)
-                ws.rd = None
-                if not ws.queued:
-                    ws.queued = True
-                    self.arm_list.append(ws)
         if m:
             self._report(ws, m)
         if final and ws.want and not ws.queued:
@@ -1209,31 +1182,6 @@ cdef class UringDriver(Driver):
             self.st_rearms += 1
             ws.queued = True
             self.arm_list.append(ws)
-        return 0
-
-    cdef int again(self, FdWatch w) except -1:
-        # A draining reader left data behind.  A one-shot request needs
-        # nothing (its re-arm is a level check); a multishot one would not
-        # fire again without new data: report it readable at the next poll.
-        cdef _WatchState ws = <_WatchState>w.key if w.key is not None else None
-        if ws is None or ws.again or ws.rd is None or not (ws.rd.oflags & OPF_MULTI):
-            return 0
-        ws.again = True
-        self.again_list.append(ws)
-        return 0
-
-    cdef int _report_agains(self) except -1:
-        cdef list lst = self.again_list
-        cdef _WatchState ws
-        self.again_list = []
-        for ws in lst:
-            ws.again = False
-            # Still attached with its multishot request in flight (which
-            # keeps ws, and ws.w, alive for the ready[] pointer).
-            if (ws.w.key is ws and not ws.dead and ws.want & EV_READ
-                    and ws.rd is not None and ws.rd.oflags & OPF_MULTI):
-                self.st_agains += 1
-                self._report(ws, EV_READ)
         return 0
 
     cdef int _report(self, _WatchState ws, int m) except -1:
@@ -1274,8 +1222,7 @@ cdef class UringDriver(Driver):
         self.nready = 0
         if self.arm_list:
             self._arm_pending()
-        if timeout != 0 and (self.again_list or
-                             self.cq_khead[0] != rl_load_acquire(self.cq_ktail)):
+        if timeout != 0 and self.cq_khead[0] != rl_load_acquire(self.cq_ktail):
             timeout = 0         # completions already waiting: don't block
         if timeout == 0:
             to_submit = self.sq_tail - rl_load_acquire(self.sq_khead)
@@ -1344,8 +1291,6 @@ cdef class UringDriver(Driver):
             self.st_overflow_flushes += 1
             self._enter(0, 0, RL_ENTER_GETEVENTS, NULL, 0, False)
             self._reap()
-        if self.again_list:
-            self._report_agains()
         return self.nready
 
     # ------------------------------------------------------------------
@@ -1859,7 +1804,6 @@ cdef class UringDriver(Driver):
             self.accept_stash.clear()
             self.recv_stash.clear()
             self.arm_list = []
-            self.again_list = []
             self._unmap()
         return 0
 
@@ -1888,7 +1832,6 @@ cdef class UringDriver(Driver):
             "overflow_flushes": self.st_overflow_flushes,
             "cq_overflow_kernel": (self.cq_koverflow[0] if self.cq_ring_ptr != NULL else 0),
             "poll_rearms": self.st_rearms,
-            "poll_agains": self.st_agains,
             "poll_requests_reused": self.st_poll_reuses,
             "ops_started": self.st_ops,
             "cancels": self.st_cancels,
@@ -2035,20 +1978,16 @@ cdef class _TestDriver:
     def fileno(self):
         return self.d.ring_fd
 
-    def set_interest(self, int fd, int mask, bint internal=False, bint drains=False):
+    def set_interest(self, int fd, int mask, bint internal=False):
         cdef FdWatch w = self.watches.get(fd)
         if w is None:
             w = FdWatch.__new__(FdWatch)
             w.fd = fd
             w.internal = internal
             self.watches[fd] = w
-        w.drains = drains
         self.d.set_interest(w, mask)
         if w.mask == 0:
             del self.watches[fd]
-
-    def again(self, int fd):
-        self.d.again(<FdWatch>self.watches[fd])
 
     def poll(self, double timeout):
         cdef int n = self.d.poll(timeout), i

@@ -63,7 +63,6 @@ cdef class StreamCore(IOTarget):
     cdef int _detach_server(self, transport) except -1
     cdef int _read_buffered(self) except -1
     cdef int _read_failed(self, Py_ssize_t n, int err) except -1
-    cdef int _undrained(self) except -1
     cdef int _on_eof(self) except -1
     cdef int _on_pipe_eof(self) except -1
     cdef int _buffer_tail(self, object data, Py_ssize_t start) except -1

@@ -179,17 +179,8 @@ cdef class StreamCore(IOTarget):
         if self.closing or self.paused or self.loop.closed:
             return 0
         h = new_io_handle(self.loop, self, False, self.context)
-        # A socket's reader drains it on every event (or says so: see
-        # _undrained), so io_uring can keep one multishot poll armed.
-        self.loop._io_start(self.fd, self.fd, h, False, not self.pipe)   # may refuse the fd
+        self.loop._io_start(self.fd, self.fd, h, False)   # may refuse the fd
         self.rh = h
-        return 0
-
-    cdef int _undrained(self) except -1:
-        # Returning from a readable event with data possibly left (a full
-        # read, the per-event cap, EINTR): ask for another event.
-        if self.rh is not None and not self.pipe:
-            self.loop._io_again(self.fd)
         return 0
 
     cdef int _stop_reading(self) except -1:
@@ -300,15 +291,14 @@ cdef class StreamCore(IOTarget):
             # written more by now: read again at once rather than sleep in
             # the poll and be woken (a cross-CPU wake-up per read), a few
             # times per event.  (EAGAIN ends it, as a try later.)
-            if n < (PIPE_FULL if self.pipe else loop.rbuf_size):
-                return 0
-            if (reads >= MAX_IO_PER_EVENT or self.conn_lost
+            if (n < (PIPE_FULL if self.pipe else loop.rbuf_size)
+                    or reads >= MAX_IO_PER_EVENT or self.conn_lost
                     or self.closing or self.paused or self.buffered):
-                return self._undrained()
+                return 0
 
     cdef int _read_buffered(self) except -1:
         cdef Py_buffer view
-        cdef Py_ssize_t n, size
+        cdef Py_ssize_t n
         cdef int err
         try:
             buf = self.get_buffer(-1)
@@ -331,8 +321,7 @@ cdef class StreamCore(IOTarget):
                           f'object, not {type(buf).__name__}'),
                 f'Fatal read error on {self._what()} transport')
             return 0
-        size = view.len
-        n = self._recv(view.buf, size)
+        n = self._recv(view.buf, view.len)
         err = errno
         PyBuffer_Release(&view)
         if n <= 0:
@@ -343,9 +332,6 @@ cdef class StreamCore(IOTarget):
             raise
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.buffer_updated() call failed.')
-            return 0
-        if n == size:
-            self._undrained()
         return 0
 
     cdef int _read_failed(self, Py_ssize_t n, int err) except -1:
@@ -356,8 +342,6 @@ cdef class StreamCore(IOTarget):
             return self._on_eof()
         if not _again(err):
             self._fatal_error(_os_error(err), f'Fatal read error on {self._what()} transport')
-        elif err == EINTR:
-            self._undrained()
         return 0
 
     cdef int _on_pipe_eof(self) except -1:
