@@ -27,14 +27,14 @@ How io_uring behaves, and what this driver does about it:
   check (the kernel evaluates the mask at arm time and completes at once if
   still ready), at the cost of one SQE and no extra syscall.  Multishot is
   used where edge semantics are correct: the loop's own wake-up fds, which
-  the loop drains completely (FdWatch.internal).  A multishot request is
-  dropped with ASYNC_CANCEL: a POLL_REMOVE that finds it busy (a wake-up
-  being processed) fails with EALREADY and leaves it armed, holding the
-  file.  (Multishot is not used for the transports' sockets: a short read
-  does not prove a socket drained - TCP urgent data, SCM_RIGHTS and
-  SO_PASSCRED messages on AF_UNIX stop a read early - and no wake-up would
-  report the rest.)  Readers and writers of
-  one fd are separate requests, so changing one never disturbs the other.
+  the loop drains completely (FdWatch.internal).  Not the transports'
+  sockets: a short read does not prove a socket drained (TCP urgent data,
+  SCM_RIGHTS and SO_PASSCRED messages on AF_UNIX stop a read early), and
+  no wake-up would report the rest.  A multishot request is dropped with
+  ASYNC_CANCEL: a POLL_REMOVE that finds it busy (a wake-up being
+  processed) fails with EALREADY and leaves it armed, holding the file.
+  Readers and writers of one fd are separate requests, so changing one
+  never disturbs the other.
 * A poll request holds a reference to the *file*: closing the fd number
   does not end it (epoll forgets closed fds; io_uring keeps the socket
   alive!).  Interest must be dropped (set_interest(w, 0) -> POLL_REMOVE)
