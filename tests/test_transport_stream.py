@@ -568,7 +568,9 @@ def test_burst_beyond_one_readable_event_then_idle_peer(loop):
                     sent += b.send(payload[sent:])
                 except BlockingIOError:
                     break       # the peer's buffer is full: that is the burst
-            assert sent > 1 * MiB, sent
+            if sent <= 1 * MiB:     # net.core.wmem_max below 0.5 MiB
+                pytest.skip(f"the socket buffer held only {sent} bytes: "
+                            f"no burst beyond one readable event's reads")
             tr.resume_reading()
             assert await asyncio.wait_for(proto.received(sent), TIMEOUT) == payload[:sent]
             tr.close()
@@ -666,7 +668,6 @@ async def _deliver_after_short_read(loop, sock, send):
     finally:
         tr.abort()
         await asyncio.wait_for(proto.lost, TIMEOUT)
-        # the passed file descriptor, if any, was closed with the message
 
 
 class _Sink(asyncio.Protocol):
