@@ -49,4 +49,16 @@ static inline PyObject *rl_call0(PyObject *cb)
     return res;
 }
 
+/* rl_call_method1(obj, name, arg): obj.name(arg), the attribute looked up
+ * on every call (as asyncio's transports do: a protocol may rebind its
+ * data_received on the instance or its class), without creating a bound
+ * method.  A missing attribute raises AttributeError at the call, as in
+ * asyncio. */
+static inline PyObject *rl_call_method1(PyObject *obj, PyObject *name, PyObject *arg)
+{
+    PyObject *stack[3] = {NULL, obj, arg};
+    return PyObject_VectorcallMethod(name, stack + 1,
+                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
 #endif

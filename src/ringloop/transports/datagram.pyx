@@ -225,8 +225,10 @@ class DatagramTransport(aio_transports._FlowControlMixin,
             if sent is not False:
                 return
             self._start_writing()
-        # What is queued is immutable.
-        self._buffer.append((bytes(data), addr))
+        # What is queued is immutable, and counted in bytes (asyncio adds a
+        # memoryview's len(), its items, and takes away bytes when sent).
+        data = bytes(data)
+        self._buffer.append((data, addr))
         self._buffer_size += len(data) + (8 if PY313 else 0)
         self._maybe_pause_protocol()
 

@@ -13,10 +13,7 @@ cdef class StreamCore(IOTarget):
         int fd
         object transport          # the public object; None after connection_lost
         object protocol
-        object data_received      # bound protocol.data_received (plain protocols)
-        object get_buffer         # bound methods (BufferedProtocol)
-        object buffer_updated
-        bint buffered
+        bint buffered             # a BufferedProtocol: get_buffer/buffer_updated
         bint pipe                 # a pipe transport: read()/write()/writev()
         bint pipe_writer          # a write pipe: readable means "reader gone"
         object server             # asyncio Server or None

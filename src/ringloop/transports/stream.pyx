@@ -46,6 +46,9 @@ cdef extern from "Python.h":
 cdef extern from "ringloop_bytes.h":
     void rl_bytes_refill(object b, const char *src, Py_ssize_t n)
 
+cdef extern from "ringloop_call.h":
+    object rl_call_method1(object obj, object name, object arg)
+
 from ringloop.core.handles cimport IOTarget, IOHandle, new_io_handle
 from ringloop.core.loop cimport CoreLoop
 from ringloop.includes.system cimport read as c_read, write as c_write
@@ -81,11 +84,16 @@ cdef enum:
     PIPE_FULL = 65536
 
 
-def _late_method(obj, str name):
-    """A callable that looks obj.name up when called (and fails then)."""
-    def call(*args):
-        return getattr(obj, name)(*args)
-    return call
+cdef Py_ssize_t _nbytes(object data) except -1:
+    # The size in bytes of a buffer (a memoryview's len() counts items).
+    cdef Py_buffer view
+    cdef Py_ssize_t n
+    if type(data) is bytes:
+        return PyBytes_GET_SIZE(data)
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    n = view.len
+    PyBuffer_Release(&view)
+    return n
 
 
 cdef inline bint _again(int err) noexcept:
@@ -129,20 +137,11 @@ cdef class StreamCore(IOTarget):
         self.protocol_connected = True
         if self.pipe_writer:
             return 0        # a write pipe never reads into its protocol
-        if isinstance(protocol, aio_BufferedProtocol):
-            self.buffered = True
-            self.get_buffer = protocol.get_buffer
-            self.buffer_updated = protocol.buffer_updated
-            self.data_received = None
-        else:
-            self.buffered = False
-            try:
-                self.data_received = protocol.data_received
-            except AttributeError:
-                # asyncio takes any object as the protocol and fails only
-                # when it calls it: so do we (the same AttributeError, then).
-                self.data_received = _late_method(protocol, 'data_received')
-            self.get_buffer = self.buffer_updated = None
+        # As in asyncio, the protocol's methods are looked up at every call,
+        # not bound here: a protocol may rebind data_received (a state
+        # machine) on the instance or its class.  Any object is accepted
+        # and fails only when called (the same AttributeError, then).
+        self.buffered = isinstance(protocol, aio_BufferedProtocol)
         return 0
 
     # ------------------------------------------------------------------
@@ -272,10 +271,10 @@ cdef class StreamCore(IOTarget):
             if self.pipe:
                 # As asyncio's pipe transport: a protocol error is reported
                 # (the IOHandle's exception handler call), reading goes on.
-                self.data_received(data)
+                rl_call_method1(self.protocol, 'data_received', data)
             else:
                 try:
-                    self.data_received(data)
+                    rl_call_method1(self.protocol, 'data_received', data)
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
@@ -301,7 +300,7 @@ cdef class StreamCore(IOTarget):
         cdef Py_ssize_t n
         cdef int err
         try:
-            buf = self.get_buffer(-1)
+            buf = rl_call_method1(self.protocol, 'get_buffer', -1)
             if not len(buf):
                 raise RuntimeError('get_buffer() returned an empty buffer')
         except (SystemExit, KeyboardInterrupt):
@@ -327,7 +326,7 @@ cdef class StreamCore(IOTarget):
         if n <= 0:
             return self._read_failed(n, err)
         try:
-            self.buffer_updated(n)
+            rl_call_method1(self.protocol, 'buffer_updated', n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -524,7 +523,7 @@ cdef class StreamCore(IOTarget):
             sent = n
             # Skip what went out.
             for i in range(k):
-                size = len(items[i])
+                size = _nbytes(items[i])
                 if sent >= size:
                     sent -= size
                     start = i + 1
@@ -535,7 +534,7 @@ cdef class StreamCore(IOTarget):
         first = True
         for i in range(start, len(items)):
             data = items[i]
-            if not len(data):
+            if not _nbytes(data):
                 continue
             self._buffer_tail(data, sent if first else 0)
             first = False
@@ -544,8 +543,9 @@ cdef class StreamCore(IOTarget):
         self._maybe_pause_protocol()
 
     cdef int _buffer_tail(self, object data, Py_ssize_t start) except -1:
-        # Queue data[start:] as bytes (a copy unless it is bytes and whole).
-        cdef Py_ssize_t size = len(data)
+        # Queue data[start:] as bytes (a copy unless it is bytes and whole);
+        # start and the queue's size count bytes, not a memoryview's items.
+        cdef Py_ssize_t size = _nbytes(data)
         if start >= size:
             return 0
         if type(data) is bytes and start == 0:
@@ -771,7 +771,6 @@ cdef class StreamCore(IOTarget):
             self.sock.close()
             self.sock = None
             self.protocol = None
-            self.data_received = self.get_buffer = self.buffer_updated = None
             self._detach_server(transport)
             if self.empty_waiter is not None:
                 self.empty_waiter.set_exception(
