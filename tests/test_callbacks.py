@@ -320,3 +320,13 @@ def test_call_soon_threadsafe_from_running_callback(loop):
     loop.call_soon(cb)
     run(loop, asyncio.sleep(0.01))
     assert order == ["cb", "threadsafe", "soon"]
+
+
+def test_handles_can_be_weakly_referenced(loop):
+    import weakref
+    h = loop.call_soon(lambda: None)
+    t = loop.call_later(10, lambda: None)
+    refs = [weakref.ref(h), weakref.ref(t)]
+    assert refs[0]() is h and refs[1]() is t
+    t.cancel()
+    run(loop, asyncio.sleep(0))

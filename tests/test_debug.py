@@ -246,3 +246,38 @@ def test_set_debug_while_running_enables_tracking(loop):
     assert seen[0] == before
     assert seen[1] > 0
     assert sys.get_coroutine_origin_tracking_depth() == before
+
+
+ASYNCGEN_FINALIZER_CHILD = """
+import asyncio
+name = sys.argv[1]
+lp = make_loop(name)
+lp.set_debug(True)
+try:
+    async def agen():
+        yield 1
+
+    async def inner():
+        g = agen()
+        await g.__anext__()     # left unfinished: finalized when inner ends
+
+    async def main():
+        await asyncio.gather(*[inner() for _ in range(100)])
+
+    lp.run_until_complete(main())
+    lp.run_until_complete(lp.shutdown_asyncgens())
+    print("ok")
+finally:
+    lp.close()
+"""
+
+
+def test_debug_call_soon_from_a_finalizing_frame(loop_name):
+    # The loop's async-generator finalizer calls call_soon_threadsafe from C
+    # while a coroutine's frame is being torn down.  In debug mode the
+    # handle's origin is the stack of complete frames (3.12 crashed, 3.13
+    # printed errors when the dying frame was walked).
+    proc = run_child(ASYNCGEN_FINALIZER_CHILD, args=(loop_name,), timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "ok"
+    assert "Exception ignored" not in proc.stderr, proc.stderr

@@ -4,6 +4,7 @@ Only names that resolve locally (numeric addresses, /etc/hosts' localhost)
 are used: no DNS traffic leaves the machine.
 """
 
+import logging
 import socket
 
 import pytest
@@ -80,6 +81,17 @@ def test_getaddrinfo_debug_mode_same_result(loop):
     _same_as_socket(loop, ("127.0.0.1", 80), {"type": socket.SOCK_STREAM})
 
 
+@pytest.mark.xfail_uvloop("uvloop logs no address lookups in debug mode")
+def test_getaddrinfo_debug_mode_logs_numeric_queries(loop, caplog):
+    # asyncio logs every lookup in debug mode, numeric ones included.
+    loop.set_debug(True)
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        run(loop, loop.getaddrinfo("127.0.0.1", 80, type=socket.SOCK_STREAM))
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("Get address info 127.0.0.1:80") for m in messages), messages
+    assert any(m.startswith("Getting address info 127.0.0.1:80") for m in messages), messages
+
+
 def _error_of(fn):
     try:
         fn()
@@ -96,6 +108,8 @@ GAI_ERROR_CASES = [
     pytest.param(("127.0.0.1", "80"), {"flags": socket.AI_NUMERICSERV | socket.AI_NUMERICHOST,
                                        "type": socket.SOCK_RAW, "proto": 99999},
                  id="bad-proto"),
+    pytest.param(("127.0.0.1", 80), {"flags": -1}, id="bad-flags"),
+    pytest.param(("::1", 80), {"flags": 0x40000000}, id="unknown-flag"),
 ]
 
 

@@ -397,3 +397,18 @@ def test_add_reader_bad_fd_raises(loop, loop_impl):
     if loop_impl.kind != "uvloop":
         assert info.value.errno == errno.EBADF
     assert not loop.remove_reader(r)
+
+
+@pytest.mark.xfail_uvloop("uvloop's OverflowError says 'value too large to convert to int'")
+@pytest.mark.parametrize("big", [2**31, 2**32, 2**40])
+def test_fd_beyond_c_int_is_refused(loop, big):
+    # As asyncio (the selector's C int conversion): OverflowError, never a
+    # number cut to 32 bits that would watch another fd.
+    with pipe() as (r, w):
+        with pytest.raises(OverflowError, match="too large to convert to C int"):
+            loop.add_reader(big + r, lambda: None)
+        with pytest.raises(OverflowError, match="too large to convert to C int"):
+            loop.add_writer(big + w, lambda: None)
+        assert loop.remove_reader(big + r) is False
+        assert loop.remove_writer(big + w) is False
+        assert loop.remove_reader(r) is False

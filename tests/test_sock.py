@@ -254,6 +254,99 @@ def test_cancel_pending_sock_accept(loop):
         assert run(loop, main())
 
 
+RECEIVES = ["sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_into"]
+
+
+@pytest.mark.parametrize("method", RECEIVES)
+def test_cancel_after_data_arrived_loses_nothing(loop, loop_impl, request, method):
+    # The data arrives while the receive waits; its task is cancelled in the
+    # very next iteration, when a completion-based loop may already have
+    # taken the data into the future (the task's wake-up not run yet).
+    # Nothing is lost: the next receive gets it.
+    datagram = "from" in method
+    if loop_impl.kind == "uvloop":
+        request.applymarker(pytest.mark.xfail(
+            reason="uvloop: sock_recvfrom/sock_recvfrom_into raise NotImplementedError"
+            if datagram else "uvloop: the data a cancelled receive already read is lost",
+            strict=datagram))
+    buf = bytearray(100)
+
+    def receive(sock):
+        if method == "sock_recv":
+            return loop.sock_recv(sock, 100)
+        if method == "sock_recvfrom":
+            return loop.sock_recvfrom(sock, 100)
+        return getattr(loop, method)(sock, buf)
+
+    def payload(result):
+        if method == "sock_recv":
+            return result
+        if method == "sock_recvfrom":
+            return result[0]
+        n = result if method == "sock_recv_into" else result[0]
+        return bytes(buf[:n])
+
+    async def main(a, b):
+        for i in range(20):
+            message = b"message %d" % i
+            task = loop.create_task(receive(a))
+            await asyncio.sleep(0.001)
+            b.send(message) if not datagram else b.sendto(message, a.getsockname())
+            await asyncio.sleep(0)
+            task.cancel()
+            try:
+                got = await task     # it may have finished first: fine too
+            except asyncio.CancelledError:
+                got = await asyncio.wait_for(receive(a), TIMEOUT)
+            assert payload(got) == message
+
+    if datagram:
+        a, b = _udp_pair(socket.AF_INET)
+        with a, b:
+            run(loop, main(a, b))
+    else:
+        with tcp_pair() as (a, b):
+            run(loop, main(a, b))
+
+
+def test_cancel_after_connection_arrived_loses_nothing(loop, loop_impl, request):
+    # As above for sock_accept: the connection is handed to the next accept.
+    if loop_impl.kind in ("asyncio", "uvloop"):
+        request.applymarker(pytest.mark.xfail(
+            reason=f"{loop_impl.kind} loses the connection (asyncio accepts it for the "
+                   "cancelled future: InvalidStateError)", strict=False))
+    with tcp_listener() as srv:
+        async def main():
+            for _ in range(10):
+                task = loop.create_task(loop.sock_accept(srv))
+                await asyncio.sleep(0.001)
+                with socket.create_connection(srv.getsockname(), timeout=TIMEOUT) as cli:
+                    await asyncio.sleep(0)
+                    task.cancel()
+                    try:
+                        conn, addr = await task
+                    except asyncio.CancelledError:
+                        conn, addr = await asyncio.wait_for(loop.sock_accept(srv), TIMEOUT)
+                    with conn:
+                        assert addr == cli.getsockname()
+
+        run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop waits for data before a zero-length receive returns")
+def test_zero_length_receive_returns_at_once(loop):
+    # recv(0) on a stream socket returns b'' at once (asyncio tries the
+    # socket first); a completion loop must not wait for data instead.
+    with tcp_pair() as (a, b):
+        async def main():
+            assert await asyncio.wait_for(loop.sock_recv(a, 0), TIMEOUT / 4) == b""
+            assert await asyncio.wait_for(loop.sock_recv_into(a, bytearray()), TIMEOUT / 4) == 0
+            b.send(b"still there")
+            return await loop.sock_recv(a, 100)
+
+        assert run(loop, main()) == b"still there"
+
+
 def test_wait_for_timeout_on_sock_recv(loop):
     with tcp_pair() as (a, b):
         async def main():

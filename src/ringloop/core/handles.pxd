@@ -25,6 +25,7 @@ cdef class Handle:
         # context dealloc assumes a tracked object: whoever lets go of such a
         # handle tracks the copy again first (handle_release, __dealloc__).
         bint ctx_untracked
+        object __weakref__       # asyncio's handles can be weakly referenced
 
     cdef int run(self) except -1
     cdef int _report(self, exc) except -1

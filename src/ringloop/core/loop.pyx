@@ -89,7 +89,6 @@ cdef object aio_iscoroutinefunction = aio_coroutines.iscoroutinefunction
 cdef object aio_extract_stack = aio_format_helpers.extract_stack
 cdef object aio_SendfileNotAvailableError = aio_exceptions.SendfileNotAvailableError
 cdef object cf_ThreadPoolExecutor = concurrent.futures.ThreadPoolExecutor
-cdef object sys_getframe = sys._getframe
 cdef object sys_get_asyncgen_hooks = sys.get_asyncgen_hooks
 cdef object sys_set_asyncgen_hooks = sys.set_asyncgen_hooks
 cdef object th_get_ident = threading.get_ident
@@ -120,10 +119,21 @@ cdef inline double monotonic() nogil:
     return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
 
 
+from libc.limits cimport INT_MAX
+
+
+# The getaddrinfo() flags the C library knows here (others: EAI_BADFLAGS).
+cdef object _AI_FLAGS = 0
+for _name in ("AI_PASSIVE", "AI_CANONNAME", "AI_NUMERICHOST", "AI_V4MAPPED",
+              "AI_ALL", "AI_ADDRCONFIG", "AI_NUMERICSERV"):
+    _AI_FLAGS |= getattr(socket, _name, 0)
+
+
 cdef int fileobj_to_fd(object fileobj) except -1:
-    cdef long fd
+    # selectors' checks, then the C int conversion that registering it
+    # makes in asyncio (OverflowError, never a number cut to 32 bits).
     if isinstance(fileobj, int):
-        fd = fileobj
+        fd = int(fileobj)
     else:
         try:
             fd = int(fileobj.fileno())
@@ -131,6 +141,8 @@ cdef int fileobj_to_fd(object fileobj) except -1:
             raise ValueError(f"Invalid file object: {fileobj!r}") from None
     if fd < 0:
         raise ValueError(f"Invalid file descriptor: {fd}")
+    if fd > INT_MAX:
+        raise OverflowError("Python int too large to convert to C int")
     return fd
 
 
@@ -380,7 +392,7 @@ cdef class CoreLoop:
     cdef Handle _call_soon(self, object callback, tuple args, object context):
         cdef Handle h = new_owned_handle(self, callback, args, context)
         if self.debug:
-            h.source_traceback = aio_extract_stack(sys_getframe(0))
+            h.source_traceback = aio_extract_stack()
         self.ready.append(h)
         return h
 
@@ -419,7 +431,7 @@ cdef class CoreLoop:
                               object context):
         cdef TimerHandle t = new_timer(self, when, callback, args, context)
         if self.debug:
-            t.source_traceback = aio_extract_stack(sys_getframe(0))
+            t.source_traceback = aio_extract_stack()
         self.timer_seq += 1
         t.seq = self.timer_seq
         self._heap_push(t)
@@ -526,7 +538,9 @@ cdef class CoreLoop:
             timeout = t.when_ - monotonic()
             if timeout > MAXIMUM_SELECT_TIMEOUT:
                 timeout = MAXIMUM_SELECT_TIMEOUT
-            elif timeout < 0:
+            elif not (timeout >= 0):
+                # Past, or NaN (a NaN deadline is due at once, as on
+                # asyncio 3.11/3.12; a NaN poll timeout would block forever).
                 timeout = 0
         else:
             timeout = -1
@@ -1152,8 +1166,10 @@ cdef class CoreLoop:
         """Resolve in the default executor; numeric hosts (IPv6 scope ids
         included) are resolved at once without a thread round trip."""
         # (Not on a closed loop, nor with flags the socket module would
-        # refuse: both fail below as in asyncio.)
-        if not self.closed and isinstance(flags, int) and _is_numeric_query(host, port):
+        # refuse or the C library reject: they fail below as in asyncio;
+        # not in debug mode, which logs every query as asyncio does.)
+        if (not self.closed and not self.debug and isinstance(flags, int)
+                and not (flags & ~_AI_FLAGS) and _is_numeric_query(host, port)):
             try:
                 return socket.getaddrinfo(host, port, family, type, proto,
                                           flags | socket.AI_NUMERICHOST)
@@ -1240,6 +1256,8 @@ cdef class CoreLoop:
         cdef FdWatch w = None
         try:
             fd = fileobj_to_fd(fileobj)
+        except OverflowError:
+            return False    # never registered (asyncio: a failed lookup)
         except ValueError:
             # A file object closed since it was registered (fileno() is -1
             # now): found by identity, as selectors' exhaustive search does
@@ -1533,6 +1551,12 @@ cdef class CoreLoop:
         return await fut
 
     def _sock_accept(self, fut, sock):
+        # Cancelled while its reader was already in the ready queue: leave
+        # the connection in the backlog for the next accept.  (asyncio
+        # 3.11-3.13 accepts it anyway, fails to set the result with
+        # InvalidStateError and the connection is lost.)
+        if fut.done():
+            return
         fd = sock.fileno()
         try:
             conn, address = sock.accept()

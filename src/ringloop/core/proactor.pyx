@@ -43,6 +43,22 @@ def _same_peer(sock, address):
     return peer == address
 
 
+cdef Py_ssize_t _nbytes(object buf):
+    # buf's size in bytes; -1 for what is no buffer (the ring op then
+    # raises asyncio's error for it).
+    try:
+        with memoryview(buf) as m:
+            return m.nbytes
+    except TypeError:
+        return -1
+
+
+cdef bytes _head(object buf, Py_ssize_t n):
+    # The first n bytes a receive wrote into buf, as bytes.
+    with memoryview(buf) as m, m.cast('B') as b:
+        return bytes(b[:n])
+
+
 cdef class ProactorCore(CoreLoop):
     """CoreLoop whose driver is io_uring; sock_* submit ring operations."""
 
@@ -76,6 +92,14 @@ cdef class ProactorCore(CoreLoop):
             self.uring.op_cancel(<UringOp>op)
         return 0
 
+    cdef bint _taken(self, object sock, int fd, object fut) except -1:
+        # The ring op completed and its future holds the result, but the
+        # task awaiting it was cancelled (or interrupted) before it resumed:
+        # the result must not be lost.  Only while the socket still owns the
+        # fd (a closed socket's number may belong to another one by now).
+        return (fut.done() and not fut.cancelled() and fut.exception() is None
+                and sock.fileno() == fd)
+
     cdef int _check_sock_free(self, object sock) except -1:
         # The selector loop (as asyncio's) refuses a transport's socket when
         # a sock_* call has to wait; a ring operation always may, so the
@@ -107,12 +131,23 @@ cdef class ProactorCore(CoreLoop):
         if not self._ring_socket(sock, 'recv'):
             return await CoreLoop.sock_recv(self, sock, n)
         self._check_sock_free(sock)
+        fd = sock.fileno()
+        if n == 0 and not self.uring.has_stash(fd):
+            # A ring RECV of 0 bytes waits for data; recv(0) on a stream
+            # socket returns at once, as in asyncio.
+            try:
+                return sock.recv(0)
+            except (BlockingIOError, InterruptedError):
+                pass
         fut = self._new_future()
-        op = self.uring.op_recv(sock.fileno(), n, fut)
+        op = self.uring.op_recv(fd, n, fut)
         try:
             return await fut
         except BaseException:
-            self._cancel_op(op)
+            if self._taken(sock, fd, fut):
+                self.uring.restore_recv(fd, fut.result(), None)
+            else:
+                self._cancel_op(op)
             raise
 
     async def sock_recv_into(self, sock, buf):
@@ -120,12 +155,21 @@ cdef class ProactorCore(CoreLoop):
         if not self._ring_socket(sock, 'recv_into'):
             return await CoreLoop.sock_recv_into(self, sock, buf)
         self._check_sock_free(sock)
+        fd = sock.fileno()
+        if _nbytes(buf) == 0 and not self.uring.has_stash(fd):
+            try:
+                return sock.recv_into(buf)
+            except (BlockingIOError, InterruptedError):
+                pass
         fut = self._new_future()
-        op = self.uring.op_recv_into(sock.fileno(), buf, 0, fut)
+        op = self.uring.op_recv_into(fd, buf, 0, fut)
         try:
             return await fut
         except BaseException:
-            self._cancel_op(op)
+            if self._taken(sock, fd, fut):
+                self.uring.restore_recv(fd, _head(buf, fut.result()), None)
+            else:
+                self._cancel_op(op)
             raise
 
     async def sock_recvfrom(self, sock, bufsize):
@@ -133,12 +177,17 @@ cdef class ProactorCore(CoreLoop):
         if not self._ring_socket(sock, 'recvfrom'):
             return await CoreLoop.sock_recvfrom(self, sock, bufsize)
         self._check_sock_free(sock)
+        fd = sock.fileno()
         fut = self._new_future()
-        op = self.uring.op_recvfrom(sock.fileno(), bufsize, fut)
+        op = self.uring.op_recvfrom(fd, bufsize, fut)
         try:
             return await fut
         except BaseException:
-            self._cancel_op(op)
+            if self._taken(sock, fd, fut):
+                data, address = fut.result()
+                self.uring.restore_recv(fd, data, address)
+            else:
+                self._cancel_op(op)
             raise
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
@@ -146,12 +195,17 @@ cdef class ProactorCore(CoreLoop):
         if not self._ring_socket(sock, 'recvfrom_into'):
             return await CoreLoop.sock_recvfrom_into(self, sock, buf, nbytes)
         self._check_sock_free(sock)
+        fd = sock.fileno()
         fut = self._new_future()
-        op = self.uring.op_recvfrom_into(sock.fileno(), buf, nbytes, fut)
+        op = self.uring.op_recvfrom_into(fd, buf, nbytes, fut)
         try:
             return await fut
         except BaseException:
-            self._cancel_op(op)
+            if self._taken(sock, fd, fut):
+                got, address = fut.result()
+                self.uring.restore_recv(fd, _head(buf, got), address)
+            else:
+                self._cancel_op(op)
             raise
 
     async def sock_sendall(self, sock, data):
@@ -234,15 +288,22 @@ cdef class ProactorCore(CoreLoop):
         fut = self._new_future()
         op = self.uring.op_accept(fd, fut)
         try:
-            fd, address = await fut
+            conn_fd, address = await fut
         except BaseException:
-            self._cancel_op(op)
+            if self._taken(sock, fd, fut):
+                conn_fd, address = fut.result()
+                self.uring.restore_accept(fd, conn_fd, address)
+            elif fut.done() and not fut.cancelled() and fut.exception() is None:
+                import os
+                os.close(fut.result()[0])     # the listener is closed: no one to hand it to
+            else:
+                self._cancel_op(op)
             raise
         try:
-            conn = sock_socket(sock.family, sock.type, sock.proto, fileno=fd)
+            conn = sock_socket(sock.family, sock.type, sock.proto, fileno=conn_fd)
         except BaseException:
             import os
-            os.close(fd)
+            os.close(conn_fd)
             raise
         conn.setblocking(False)
         return conn, address

@@ -78,6 +78,11 @@
 # op_accept on that listening fd.  The loop may also query/take them:
 #     has_stash(fd) -> bint;  take_recv_stash(fd) -> bytes or None
 #     take_accept_stash(fd) -> list of (conn_fd, addr) (caller owns fds)
+# A receive or accept whose future got its result, but whose awaiting task
+# was cancelled before it resumed, hands the result back to the front of
+# the stash (the loop calls these; an accepted fd is closed instead once
+# the driver is closing):
+#     restore_recv(fd, data, addr);  restore_accept(fd, conn_fd, addr)
 #
 # close()   cancels every in-flight request and waits (bounded, 2 s) for the
 #           final CQEs, cancels the futures still pending, closes stashed
@@ -280,6 +285,7 @@ cdef class UringDriver(Driver):
     cdef int _op_cqe(self, UringOp op, int res, unsigned flags) except -1
     cdef int _finish(self, UringOp op, int res) except -1
     cdef int _stash_recv(self, UringOp op, bytes data, object addr) except -1
+    cdef list _stash_entry(self, int fd)
     cdef object _from_stash(self, int fd, Py_ssize_t n, bint want_addr)
     cdef int _abandon_all(self, str why, bint cancel_futures) except -1
 
@@ -300,3 +306,5 @@ cdef class UringDriver(Driver):
     cdef bint has_stash(self, int fd)
     cdef object take_recv_stash(self, int fd)
     cdef list take_accept_stash(self, int fd)
+    cdef int restore_recv(self, int fd, bytes data, object addr) except -1
+    cdef int restore_accept(self, int fd, int conn_fd, object addr) except -1

@@ -29,8 +29,8 @@ How io_uring behaves, and what this driver does about it:
   used where edge semantics are correct: the loop's own wake-up fds, which
   the loop drains completely (FdWatch.internal).  Not the transports'
   sockets: a short read does not prove a socket drained (TCP urgent data,
-  SCM_RIGHTS and SO_PASSCRED messages on AF_UNIX stop a read early), and
-  no wake-up would report the rest.  A multishot request is dropped with
+  an AF_UNIX out-of-band byte, and SCM_RIGHTS and SO_PASSCRED messages on
+  AF_UNIX stop a read early), and no wake-up would report the rest.  A multishot request is dropped with
   ASYNC_CANCEL: a POLL_REMOVE that finds it busy (a wake-up being
   processed) fails with EALREADY and leaves it armed, holding the file.
   Readers and writers of one fd are separate requests, so changing one
@@ -1502,16 +1502,43 @@ cdef class UringDriver(Driver):
             op.addr_obj = None
         return 0
 
-    cdef int _stash_recv(self, UringOp op, bytes data, object addr) except -1:
+    cdef list _stash_entry(self, int fd):
+        # [is a stream socket, [(bytes, addr)...] oldest first]
         cdef int sotype = 0
         cdef socklen_t sl = sizeof(int)
-        entry = self.recv_stash.get(op.fd)
+        entry = self.recv_stash.get(fd)
         if entry is None:
-            if getsockopt(op.fd, SOL_SOCKET, SO_TYPE, &sotype, &sl) < 0:
+            if getsockopt(fd, SOL_SOCKET, SO_TYPE, &sotype, &sl) < 0:
                 sotype = SOCK_STREAM
             entry = [sotype == SOCK_STREAM, []]
-            self.recv_stash[op.fd] = entry
-        entry[1].append((data, addr))
+            self.recv_stash[fd] = entry
+        return entry
+
+    cdef int _stash_recv(self, UringOp op, bytes data, object addr) except -1:
+        self._stash_entry(op.fd)[1].append((data, addr))
+        self.st_stashed += 1
+        return 0
+
+    cdef int restore_recv(self, int fd, bytes data, object addr) except -1:
+        # Older than anything stashed since: in front.  On a stream an empty
+        # result is EOF, which the next receive meets again by itself; on a
+        # datagram socket it is a message of its own.
+        if self.closing or self.closed:
+            return 0
+        entry = self._stash_entry(fd)
+        if entry[0] and not data:
+            if not entry[1]:
+                del self.recv_stash[fd]
+            return 0
+        (<list>entry[1]).insert(0, (data, addr))
+        self.st_stashed += 1
+        return 0
+
+    cdef int restore_accept(self, int fd, int conn_fd, object addr) except -1:
+        if self.closing or self.closed:
+            close(conn_fd)
+            return 0
+        self.accept_stash.setdefault(fd, []).insert(0, (conn_fd, addr))
         self.st_stashed += 1
         return 0
 
@@ -1587,9 +1614,9 @@ cdef class UringDriver(Driver):
         op = self._new_op(kind, fd, fut)
         try:
             PyObject_GetBuffer(buf, &op.view, PyBUF_WRITABLE)
-        except BufferError:
+        except (BufferError, TypeError):
             name = "recv_into" if kind == OPK_RECV_INTO else "recvfrom_into"
-            raise TypeError(f"{name}() argument 'buffer' must be read-write "
+            raise TypeError(f"{name}() argument 1 must be read-write "
                             f"bytes-like object, not {type(buf).__name__}") from None
         op.has_view = True
         if nbytes == 0:
