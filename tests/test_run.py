@@ -139,6 +139,20 @@ def test_ringloop_run_cleans_up_like_asyncio_run(ringloop_module):
 
 
 @RINGLOOP_DEFAULT
+def test_ringloop_run_sets_the_current_loop_like_asyncio_run(ringloop_module):
+    # asyncio.run() makes its loop the policy's current one while it runs and
+    # unsets it after: the policy's get_event_loop() answers the same.
+    async def main():
+        policy_loop = asyncio.get_event_loop_policy().get_event_loop()
+        return policy_loop is asyncio.get_running_loop()
+
+    for runner in (asyncio.run, ringloop_module.run):
+        assert runner(main()) is True
+        with pytest.raises(RuntimeError, match="There is no current event loop"):
+            asyncio.get_event_loop_policy().get_event_loop()
+
+
+@RINGLOOP_DEFAULT
 def test_ringloop_run_debug(ringloop_module):
     probe = Probe()
     ringloop_module.run(probe.main(), debug=True)

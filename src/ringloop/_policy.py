@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 from ringloop._loops import SelectorEventLoop
@@ -43,11 +46,25 @@ class EventLoopPolicy(asyncio.events.BaseDefaultEventLoopPolicy):
 
         def get_child_watcher(self) -> Any:
             """asyncio's child watcher; ringloop loops do not use it."""
-            return self._watcher_policy().get_child_watcher()
+            with _warnings_from_caller():
+                return self._watcher_policy().get_child_watcher()
 
         def set_child_watcher(self, watcher: Any) -> None:
             """Set asyncio's child watcher; no effect on ringloop loops."""
-            self._watcher_policy().set_child_watcher(watcher)
+            with _warnings_from_caller():
+                self._watcher_policy().set_child_watcher(watcher)
+
+
+@contextlib.contextmanager
+def _warnings_from_caller() -> Iterator[None]:
+    # The private policy's warnings (3.12+'s deprecations) re-emitted so that
+    # they name the caller of our method, as asyncio's policy's name its own
+    # caller, not this module.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        warnings.warn(w.message, w.category, stacklevel=4)
 
 
 def install() -> None:
