@@ -281,3 +281,13 @@ def test_debug_call_soon_from_a_finalizing_frame(loop_name):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "ok"
     assert "Exception ignored" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.xfail_uvloop("uvloop logs nothing when a loop is created")
+def test_loop_creation_logs_its_selector(loop_factory, loop_impl, caplog):
+    # asyncio logs "Using selector: EpollSelector" (DEBUG) for each new loop.
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        loop_factory().close()
+    messages = [r.getMessage() for r in caplog.records]
+    prefix = "Using proactor: " if "proactor" in loop_impl.name else "Using selector: "
+    assert any(m.startswith(prefix) for m in messages), messages

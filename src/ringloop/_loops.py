@@ -71,6 +71,12 @@ class SelectorEventLoop(ProcessMixin, CoreLoop, NetworkMixin, asyncio.AbstractEv
 
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         CoreLoop.__init__(self, selector)
+        # asyncio logs the selector it uses; the native driver has no
+        # selectors class, so its name is given as statistics() gives it.
+        driver = self.statistics()["driver"]
+        asyncio.log.logger.debug(
+            "Using selector: %s",
+            driver.rpartition(".")[2] if driver.startswith("selectors.") else f"{driver} (native)")
 
     def close(self) -> None:
         """Close the loop: pending callbacks are dropped, the executor is
@@ -95,6 +101,7 @@ class ProactorEventLoop(ProcessMixin, ProactorCore, NetworkMixin, asyncio.Abstra
 
     def __init__(self) -> None:
         ProactorCore.__init__(self)
+        asyncio.log.logger.debug("Using proactor: io_uring")
 
     close = SelectorEventLoop.close
 
