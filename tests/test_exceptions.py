@@ -195,6 +195,85 @@ def test_base_exception_subclass_in_callback_is_reported(loop):
     assert isinstance(contexts[0]["exception"], MyBase)
 
 
+def test_exception_handler_runs_while_the_exception_is_handled(loop):
+    # asyncio calls the handler from inside Handle._run's `except` clause:
+    # sys.exc_info() there is the callback's exception (logging.exception()
+    # in a handler relies on it), and the traceback reaches the callback.
+    import sys
+    seen = []
+
+    def handler(lp, ctx):
+        seen.append((sys.exc_info()[1], ctx["exception"]))
+
+    loop.set_exception_handler(handler)
+
+    def bad():
+        raise Boom("handled")
+
+    loop.call_soon(bad)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(seen) == 1
+    current, reported = seen[0]
+    assert current is reported
+    assert isinstance(reported, Boom)
+    tb = reported.__traceback__
+    names = []
+    while tb is not None:
+        names.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert names[-1] == "bad"
+    assert sys.exc_info() == (None, None, None)
+
+
+def test_callback_that_cancels_its_own_handle(loop):
+    # Cancelling a handle drops its callback and arguments; the callback
+    # that does so while it runs must still finish safely, in its context.
+    import contextvars
+    var = contextvars.ContextVar("var", default="outer")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "inner")
+    box = {}
+    seen = []
+
+    class Payload:
+        pass
+
+    def callback(payload):
+        box["handle"].cancel()
+        seen.append((var.get(), type(payload).__name__))
+
+    box["handle"] = loop.call_soon(callback, Payload(), context=ctx)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert seen == [("inner", "Payload")]
+    assert var.get() == "outer"
+
+
+def test_callback_raising_in_its_context_leaves_it(loop):
+    # After a callback raised, its context has been exited: the same
+    # context runs the next callback, and the loop's own context is intact.
+    import contextvars
+    var = contextvars.ContextVar("var", default="outer")
+    ctx = contextvars.copy_context()
+    contexts = []
+    seen = []
+    loop.set_exception_handler(lambda lp, c: contexts.append(c))
+
+    def bad():
+        var.set("changed")
+        raise Boom()
+
+    loop.call_soon(bad, context=ctx)
+    loop.call_soon(lambda: seen.append(var.get()), context=ctx)
+    loop.call_soon(lambda: seen.append(var.get()))
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert len(contexts) == 1
+    assert seen == ["changed", "outer"]
+    assert var.get() == "outer"
+
+
 def test_system_exit_in_callback_propagates(loop):
     def bad():
         raise SystemExit(5)

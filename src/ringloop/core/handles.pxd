@@ -28,6 +28,7 @@ cdef class Handle:
         object __weakref__       # asyncio's handles can be weakly referenced
 
     cdef int run(self) except -1
+    cdef int _run_failed(self, int rc, object ctx) except -1
     cdef int _report(self, exc) except -1
 
 

@@ -13,7 +13,8 @@ import sys
 from asyncio import format_helpers as _fh
 
 cdef extern from "ringloop_call.h":
-    object rl_call0(object cb)
+    int rl_run_in_context(object ctx, object cb, object args) noexcept
+    int rl_pending_error() except -1
 
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
@@ -78,28 +79,33 @@ cdef class Handle:
         self.run()
 
     cdef int run(self) except -1:
+        # Strong references for the duration of the call: the callback may
+        # cancel its own handle, which drops the handle's.
         cdef object cb = self.callback
-        cdef tuple args = self.args
+        cdef object args = self.args
         cdef object ctx = self.context
-        try:
-            PyContext_Enter(ctx)
-        except BaseException as exc:
-            # Context already entered (the same context scheduled twice and
-            # one callback running the other): reported as asyncio does.
-            self._report(exc)
+        cdef int rc = rl_run_in_context(ctx, cb, args)
+        if rc == 0:
             return 0
+        if rc == -3:
+            return -1       # exiting the context failed: propagates
+        return self._run_failed(rc, ctx)
+
+    cdef int _run_failed(self, int rc, object ctx) except -1:
+        # The callback raised (rc -2, its context still entered), or its
+        # context could not be entered (rc -1: the same context scheduled
+        # twice and one callback running the other).  As in asyncio,
+        # SystemExit and KeyboardInterrupt propagate and anything else goes
+        # to the exception handler, which runs inside the `except` (where
+        # sys.exc_info() is the exception, as in asyncio's Handle._run).
         try:
-            if args is None or len(args) == 0:
-                rl_call0(cb)
-            else:
-                cb(*args)
+            rl_pending_error()
         except BaseException as exc:
-            PyContext_Exit(ctx)
+            if rc == -2:
+                PyContext_Exit(ctx)
             if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                 raise
             self._report(exc)
-            return 0
-        PyContext_Exit(ctx)
         return 0
 
     cdef int _report(self, exc) except -1:

@@ -73,7 +73,6 @@ cdef class CoreLoop:
     cdef int _check_forked(self) except -1
     cdef int _check_process(self) except -1
     cdef int _check_callback(self, object callback, str method) except -1
-    cdef Handle _call_soon(self, object callback, tuple args, object context)
     cdef TimerHandle _call_at(self, double when, object callback, tuple args,
                               object context)
     cdef int _heap_push(self, TimerHandle h) except -1
@@ -82,6 +81,7 @@ cdef class CoreLoop:
     cdef int _run_once(self) except -1
     cdef int _process_io(self, int n) except -1
     cdef int _run_ready(self) except -1
+    cdef int _run_debug(self, list todo, Py_ssize_t n, Py_ssize_t *pi) except -1
     cdef int _run_forever_setup(self) except -1
     cdef int _run_forever_cleanup(self) except -1
     cdef int _set_origin_tracking(self, bint enabled) except -1

@@ -29,6 +29,9 @@ cdef extern from "ringloop_fastcall.h":
                                 rl_soon_set_fn set) except -1
 
 from cpython.dict cimport PyDict_Size
+
+cdef extern from "Python.h":
+    Py_ssize_t PyDict_GET_SIZE(dict d)     # a macro: no call, no error
 from cpython.mem cimport PyMem_RawFree
 
 from ringloop.core.handles cimport (
@@ -389,13 +392,6 @@ cdef class CoreLoop:
         """Arrange for callback(*args) to be called on the next iteration."""
         return _soon_entry(self, callback, args, context)
 
-    cdef Handle _call_soon(self, object callback, tuple args, object context):
-        cdef Handle h = new_owned_handle(self, callback, args, context)
-        if self.debug:
-            h.source_traceback = aio_extract_stack()
-        self.ready.append(h)
-        return h
-
     def call_soon_threadsafe(self, callback, *args, context=None):
         """Like call_soon(), from any thread; wakes a loop blocked in poll."""
         return _soon_threadsafe_entry(self, callback, args, context)
@@ -554,7 +550,7 @@ cdef class CoreLoop:
             finally:
                 self.polling = False
                 self.stat_poll_time += monotonic() - t0
-        elif (PyDict_Size(self.watches) > self.internal_watches
+        elif (PyDict_GET_SIZE(self.watches) > self.internal_watches
                 or self.signal_handlers or not self.driver.idle()):
             n = self.driver.poll(0)
         else:
@@ -610,8 +606,8 @@ cdef class CoreLoop:
     cdef int _run_ready(self) except -1:
         cdef list todo = self.ready
         cdef Py_ssize_t i = 0, n = PyList_GET_SIZE(todo)
-        cdef Handle h
-        cdef double t0, dt
+        cdef Handle h = None
+        cdef bint done = False
         if n == 0:
             return 0
         # Double buffer: callbacks scheduled while these run go to the other
@@ -622,6 +618,8 @@ cdef class CoreLoop:
         # a callback referenced (a finished task...) is freed as soon as it
         # has run, not when the whole batch is done.  handle_release(h, 1):
         # the loop's only reference is then h's.
+        # try/finally, not try/except: its normal path costs nothing, where
+        # an except clause saves the exception state on every entry.
         try:
             if not self.debug:
                 while i < n:
@@ -631,33 +629,20 @@ cdef class CoreLoop:
                         h.run()
                     handle_release(h, 1)
             else:
-                while i < n:
-                    h = _take(todo, i)
-                    i += 1
-                    if h.cancelled_:
-                        handle_release(h, 1)
-                        continue
-                    self.current_handle = h
-                    try:
-                        t0 = monotonic()
-                        h.run()
-                        dt = monotonic() - t0
-                        if dt >= self.slow_callback_duration:
-                            aio_logger.warning('Executing %s took %.3f seconds',
-                                               _format_handle(h), dt)
-                    finally:
-                        self.current_handle = None
+                self._run_debug(todo, n, &i)
+            done = True
+        finally:
+            if not done:
+                # KeyboardInterrupt/SystemExit from a callback (propagating
+                # now): what did not run yet runs first on the next
+                # iteration.
+                if h is not None:
                     handle_release(h, 1)
-        except BaseException:
-            handle_release(h, 1)
-            # KeyboardInterrupt/SystemExit from a callback: what did not run
-            # yet runs first on the next iteration.
-            rest = todo[i:]
-            PyList_SetSlice(todo, 0, n, NULL)
-            self.stat_callbacks += i
-            self.ready[0:0] = rest
-            self.ready_spare = todo
-            raise
+                rest = todo[i:]
+                PyList_SetSlice(todo, 0, n, NULL)
+                self.stat_callbacks += i
+                self.ready[0:0] = rest
+                self.ready_spare = todo
         if n <= SMALL_BATCH:
             # Every slot is NULL already (_take): forget them and keep the
             # storage (PyList_SetSlice frees it and the next append
@@ -667,6 +652,31 @@ cdef class CoreLoop:
             PyList_SetSlice(todo, 0, n, NULL)   # gives a burst's memory back
         self.ready_spare = todo
         self.stat_callbacks += n
+        return 0
+
+    cdef int _run_debug(self, list todo, Py_ssize_t n, Py_ssize_t *pi) except -1:
+        # _run_ready's loop in debug mode: the running handle is known to
+        # the exception handler, and slow callbacks are logged.  *pi counts
+        # the handles taken from todo; one that raises is released here.
+        cdef Handle h
+        cdef double t0, dt
+        while pi[0] < n:
+            h = _take(todo, pi[0])
+            pi[0] += 1
+            if h.cancelled_:
+                handle_release(h, 1)
+                continue
+            self.current_handle = h
+            try:
+                t0 = monotonic()
+                h.run()
+                dt = monotonic() - t0
+                if dt >= self.slow_callback_duration:
+                    aio_logger.warning('Executing %s took %.3f seconds',
+                                       _format_handle(h), dt)
+            finally:
+                self.current_handle = None
+                handle_release(h, 1)
         return 0
 
     # ------------------------------------------------------------------
@@ -1754,6 +1764,17 @@ cdef int _release_all(list handles) except -1:
     return 0
 
 
+cdef inline Handle _queue_soon(CoreLoop loop, object callback, tuple args,
+                              object context):
+    # call_soon's work once the arguments are checked: a pooled handle, at
+    # the end of the ready queue.
+    cdef Handle h = new_owned_handle(loop, callback, args, context)
+    if loop.debug:
+        h.source_traceback = aio_extract_stack()
+    loop.ready.append(h)
+    return h
+
+
 cdef object _soon_entry(object self, object callback, object args, object context):
     cdef CoreLoop loop = <CoreLoop>self
     if loop.closed:
@@ -1761,7 +1782,7 @@ cdef object _soon_entry(object self, object callback, object args, object contex
     if loop.debug:
         loop._check_thread()
         loop._check_callback(callback, 'call_soon')
-    return loop._call_soon(callback, <tuple>args, context)
+    return _queue_soon(loop, callback, <tuple>args, context)
 
 
 cdef object _soon_threadsafe_entry(object self, object callback, object args,
@@ -1771,7 +1792,7 @@ cdef object _soon_threadsafe_entry(object self, object callback, object args,
         raise RuntimeError(msg.LOOP_CLOSED)
     if loop.debug:
         loop._check_callback(callback, 'call_soon_threadsafe')
-    h = loop._call_soon(callback, <tuple>args, context)
+    h = _queue_soon(loop, callback, <tuple>args, context)
     # Only a loop blocked in poll() needs waking: a running loop sees the new
     # callback before it polls again (all of this under the GIL).
     if loop.polling and not loop.wake_pending:

@@ -21,6 +21,9 @@ static PyObject *rl_kw_context = NULL;
  * C Task's keyword name is a static string that interning does not return,
  * so without this every Task step paid a full string comparison. */
 static PyObject *rl_kw_context_seen = NULL;
+/* The empty tuple (a process-wide singleton), held: *args of a call with the
+ * callback alone, without a PyTuple_New(0) call per call_soon. */
+static PyObject *rl_soon_no_args = NULL;
 
 static inline PyObject *
 rl_soon_dispatch(int which, const char *name, PyObject *self,
@@ -81,7 +84,10 @@ rl_soon_dispatch(int which, const char *name, PyObject *self,
             "%s() missing 1 required positional argument: 'callback'", name);
         return NULL;
     }
-    tuple = PyTuple_New(nargs - 1);   /* the shared empty tuple for 0 */
+    if (nargs == 1) {
+        return rl_soon_impls[which](self, args[0], rl_soon_no_args, context);
+    }
+    tuple = PyTuple_New(nargs - 1);
     if (tuple == NULL) {
         return NULL;
     }
@@ -459,6 +465,10 @@ rl_install_soon_methods(PyTypeObject *type, rl_soon_impl soon,
     rl_loop_type = type;
     rl_kw_context = PyUnicode_InternFromString("context");
     if (rl_kw_context == NULL) {
+        return -1;
+    }
+    rl_soon_no_args = PyTuple_New(0);
+    if (rl_soon_no_args == NULL) {
         return -1;
     }
     if (PyType_Ready(&rl_bound_type) < 0 || PyType_Ready(&rl_descr_type) < 0) {

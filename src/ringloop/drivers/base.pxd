@@ -35,7 +35,7 @@ cdef class Driver:
 
     cdef int set_interest(self, FdWatch w, int mask) except -1
     cdef int poll(self, double timeout) except -1
-    cdef bint idle(self)                 # nothing queued or in flight
+    cdef bint idle(self) noexcept        # nothing queued or in flight
     cdef int close(self) except -1
     cdef dict info(self)
     cdef int _grow(self, int n) except -1

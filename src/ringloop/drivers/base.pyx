@@ -51,7 +51,7 @@ cdef class Driver:
     cdef int poll(self, double timeout) except -1:
         raise NotImplementedError
 
-    cdef bint idle(self):
+    cdef bint idle(self) noexcept:
         # Readiness drivers keep no work of their own between polls.
         return True
 

@@ -301,7 +301,7 @@ cdef class UringDriver(Driver):
     cdef UringOp op_connect(self, int fd, int family, object addr, object fut)
     cdef int op_cancel(self, UringOp op) except -1
     cdef int _flush_cancels(self) except -1
-    cdef bint idle(self)
+    cdef bint idle(self) noexcept
     cdef int forget_fd(self, int fd) except -1
     cdef bint has_stash(self, int fd)
     cdef object take_recv_stash(self, int fd)

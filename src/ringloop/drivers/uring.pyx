@@ -968,7 +968,7 @@ cdef class UringDriver(Driver):
         self._enter(0, 0, RL_ENTER_GETEVENTS, NULL, 0, False)
         return 0
 
-    cdef bint idle(self):
+    cdef bint idle(self) noexcept:
         if rl_fork_gen() != self.fork_gen or self.closed or self.ring_fd < 0:
             # Not usable here: let poll() raise its clear error.
             return False
