@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import selectors
 import sys
@@ -72,11 +73,14 @@ class SelectorEventLoop(ProcessMixin, CoreLoop, NetworkMixin, asyncio.AbstractEv
     def __init__(self, selector: selectors.BaseSelector | None = None) -> None:
         CoreLoop.__init__(self, selector)
         # asyncio logs the selector it uses; the native driver has no
-        # selectors class, so its name is given as statistics() gives it.
-        driver = self.statistics()["driver"]
-        asyncio.log.logger.debug(
-            "Using selector: %s",
-            driver.rpartition(".")[2] if driver.startswith("selectors.") else f"{driver} (native)")
+        # selectors class, so its name is given as statistics() gives it
+        # (built only when the message is logged).
+        if asyncio.log.logger.isEnabledFor(logging.DEBUG):
+            driver = self.statistics()["driver"]
+            asyncio.log.logger.debug(
+                "Using selector: %s",
+                driver.rpartition(".")[2] if driver.startswith("selectors.")
+                else f"{driver} (native)")
 
     def close(self) -> None:
         """Close the loop: pending callbacks are dropped, the executor is

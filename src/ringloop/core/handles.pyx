@@ -14,6 +14,8 @@ from asyncio import format_helpers as _fh
 
 cdef extern from "ringloop_call.h":
     int rl_run_in_context(object ctx, object cb, object args) noexcept
+    ctypedef int (*rl_target_fn)(object) except -1
+    int rl_run_target(object ctx, rl_target_fn fn, object target) noexcept
     int rl_pending_error() except -1
 
 cdef extern from "Python.h":
@@ -343,26 +345,27 @@ cdef class IOTarget:
         return 0
 
 
+cdef int _target_readable(object t) except -1:
+    return (<IOTarget>t).on_readable()
+
+
+cdef int _target_writable(object t) except -1:
+    return (<IOTarget>t).on_writable()
+
+
 cdef class IOHandle(Handle):
     """A reader/writer handle that calls IOTarget.on_readable/on_writable."""
 
     cdef int run(self) except -1:
         cdef object ctx = self.context
         cdef IOTarget t = self.target
-        PyContext_Enter(ctx)
-        try:
-            if self.write_side:
-                t.on_writable()
-            else:
-                t.on_readable()
-        except BaseException as exc:
-            PyContext_Exit(ctx)
-            if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-                raise
-            self._report(exc)
+        cdef int rc = rl_run_target(
+            ctx, _target_writable if self.write_side else _target_readable, t)
+        if rc == 0:
             return 0
-        PyContext_Exit(ctx)
-        return 0
+        if rc != -2:
+            return -1       # entering or leaving the context failed: propagates
+        return self._run_failed(rc, ctx)
 
     def cancel(self):
         Handle.cancel(self)

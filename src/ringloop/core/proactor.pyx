@@ -43,6 +43,11 @@ def _same_peer(sock, address):
     return peer == address
 
 
+cdef inline bint _has_result(object fut) except -1:
+    # The future completed with a result (not cancelled, no exception).
+    return fut.done() and not fut.cancelled() and fut.exception() is None
+
+
 cdef Py_ssize_t _nbytes(object buf):
     # buf's size in bytes; -1 for what is no buffer (the ring op then
     # raises asyncio's error for it).
@@ -97,8 +102,7 @@ cdef class ProactorCore(CoreLoop):
         # task awaiting it was cancelled (or interrupted) before it resumed:
         # the result must not be lost.  Only while the socket still owns the
         # fd (a closed socket's number may belong to another one by now).
-        return (fut.done() and not fut.cancelled() and fut.exception() is None
-                and sock.fileno() == fd)
+        return _has_result(fut) and sock.fileno() == fd
 
     cdef int _check_sock_free(self, object sock) except -1:
         # The selector loop (as asyncio's) refuses a transport's socket when
@@ -293,7 +297,7 @@ cdef class ProactorCore(CoreLoop):
             if self._taken(sock, fd, fut):
                 conn_fd, address = fut.result()
                 self.uring.restore_accept(fd, conn_fd, address)
-            elif fut.done() and not fut.cancelled() and fut.exception() is None:
+            elif _has_result(fut):
                 import os
                 os.close(fut.result()[0])     # the listener is closed: no one to hand it to
             else:

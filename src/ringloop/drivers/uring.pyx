@@ -30,8 +30,8 @@ How io_uring behaves, and what this driver does about it:
   the loop drains completely (FdWatch.internal).  Not the transports'
   sockets: a short read does not prove a socket drained (TCP urgent data,
   an AF_UNIX out-of-band byte, and SCM_RIGHTS and SO_PASSCRED messages on
-  AF_UNIX stop a read early), and no wake-up would report the rest.  A multishot request is dropped with
-  ASYNC_CANCEL: a POLL_REMOVE that finds it busy (a wake-up being
+  AF_UNIX stop a read early), and no wake-up would report the rest.  A
+  multishot request is dropped with ASYNC_CANCEL: a POLL_REMOVE that finds it busy (a wake-up being
   processed) fails with EALREADY and leaves it armed, holding the file.
   Readers and writers of one fd are separate requests, so changing one
   never disturbs the other.

@@ -80,6 +80,26 @@ static inline int rl_run_in_context(PyObject *ctx, PyObject *cb, PyObject *args)
     return 0;
 }
 
+/* rl_run_target(ctx, fn, target): fn(target) inside ctx, for the loop's
+ * I/O handles (fn a Cython function that calls target.on_readable() or
+ * on_writable() and returns -1 with the error set when it raised).  The
+ * return codes are those of rl_run_in_context. */
+typedef int (*rl_target_fn)(PyObject *);
+
+static inline int rl_run_target(PyObject *ctx, rl_target_fn fn, PyObject *target)
+{
+    if (PyContext_Enter(ctx) < 0) {
+        return -1;
+    }
+    if (fn(target) < 0) {
+        return -2;
+    }
+    if (PyContext_Exit(ctx) < 0) {
+        return -3;
+    }
+    return 0;
+}
+
 /* For Cython: declared `except -1`, a call that reports the error already
  * set, so that an `except` clause can take it as an exception object. */
 static inline int rl_pending_error(void)
