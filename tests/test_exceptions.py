@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from tests.support import run
+from tests.support import run, run_child
 
 
 class Boom(Exception):
@@ -272,6 +272,75 @@ def test_callback_raising_in_its_context_leaves_it(loop):
     assert len(contexts) == 1
     assert seen == ["changed", "outer"]
     assert var.get() == "outer"
+
+
+FOREIGN_CONTEXT_CHILD = """
+import ctypes
+import contextvars
+enter = ctypes.pythonapi.PyContext_Enter
+leave = ctypes.pythonapi.PyContext_Exit
+enter.argtypes = leave.argtypes = [ctypes.py_object]
+foreign = contextvars.Context()
+lp = make_loop(sys.argv[1])
+contexts = []
+seen = []
+lp.set_exception_handler(lambda l, c: contexts.append(c))
+lp.call_soon(enter, foreign)
+lp.call_soon(seen.append, "next")
+lp.call_soon(lp.stop)
+try:
+    lp.run_forever()
+finally:
+    assert leave(foreign) == 0      # the thread's own context again
+lp.close()
+assert seen == ["next"], seen
+assert len(contexts) == 1, contexts
+exc = contexts[0]["exception"]
+print(type(exc).__name__, str(exc)[:40])
+"""
+
+
+@pytest.mark.xfail_uvloop("uvloop crashes the interpreter when the context cannot be left")
+def test_callback_leaving_another_context_entered_is_reported(loop_name):
+    # C code in a callback that enters a context and does not leave it:
+    # leaving the callback's own context then fails, which asyncio's
+    # Context.run() reports as the callback's error; the loop goes on.
+    proc = run_child(FOREIGN_CONTEXT_CHILD, args=(loop_name,))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().startswith("RuntimeError cannot exit context"), proc.stdout
+
+
+@pytest.mark.ringloop_only
+def test_interrupt_while_run_forever_starts_leaves_loop_usable(loop):
+    # A Ctrl-C landing in the Python code run_forever() runs before its
+    # first iteration (here: threading.main_thread(), raising from a trace
+    # function) must undo the start: the loop is not left "running".
+    import sys
+    fired = []
+
+    def tracer(frame, event, arg):
+        if (event == "call" and frame.f_code.co_name == "main_thread"
+                and not fired):
+            fired.append(True)
+            raise KeyboardInterrupt
+        return None
+
+    loop.call_soon(loop.stop)
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            loop.run_forever()
+    finally:
+        sys.settrace(None)
+    assert fired
+    assert not loop.is_running()
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
+    ran = []
+    loop.call_soon(ran.append, 1)
+    loop.call_soon(loop.stop)
+    loop.run_forever()
+    assert ran == [1]
 
 
 def test_system_exit_in_callback_propagates(loop):

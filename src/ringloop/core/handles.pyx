@@ -89,17 +89,21 @@ cdef class Handle:
         cdef int rc = rl_run_in_context(ctx, cb, args)
         if rc == 0:
             return 0
-        if rc == -3:
-            return -1       # exiting the context failed: propagates
+        # What the callback referenced is not kept alive while the error is
+        # reported (asyncio's frame has let go of it by then).
+        cb = None
+        args = None
         return self._run_failed(rc, ctx)
 
     cdef int _run_failed(self, int rc, object ctx) except -1:
-        # The callback raised (rc -2, its context still entered), or its
+        # The callback raised (rc -2, its context still entered), its
         # context could not be entered (rc -1: the same context scheduled
-        # twice and one callback running the other).  As in asyncio,
-        # SystemExit and KeyboardInterrupt propagate and anything else goes
-        # to the exception handler, which runs inside the `except` (where
-        # sys.exc_info() is the exception, as in asyncio's Handle._run).
+        # twice and one callback running the other), or not left (rc -3: C
+        # code left another context entered).  As in asyncio, where all
+        # three are errors of Context.run(), SystemExit and KeyboardInterrupt
+        # propagate and anything else goes to the exception handler, which
+        # runs inside the `except` (where sys.exc_info() is the exception,
+        # as in asyncio's Handle._run).
         try:
             rl_pending_error()
         except BaseException as exc:
@@ -363,8 +367,6 @@ cdef class IOHandle(Handle):
             ctx, _target_writable if self.write_side else _target_readable, t)
         if rc == 0:
             return 0
-        if rc != -2:
-            return -1       # entering or leaving the context failed: propagates
         return self._run_failed(rc, ctx)
 
     def cancel(self):

@@ -686,13 +686,20 @@ cdef class CoreLoop:
         self._check_closed()
         self._check_process()
         self._check_running()
-        self._set_origin_tracking(self.debug)
-        self.old_agen_hooks = sys_get_asyncgen_hooks()
-        self.thread_id = th_get_ident()
-        sys_set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
-                               finalizer=self._asyncgen_finalizer_hook)
-        aio_events._set_running_loop(self)
-        self._install_signal_wakeup()
+        # From here on the loop's state changes: anything raised on the way
+        # (a KeyboardInterrupt from Ctrl-C landing in the Python code below)
+        # undoes it, or the loop would stay "running" for good.
+        try:
+            self._set_origin_tracking(self.debug)
+            self.old_agen_hooks = sys_get_asyncgen_hooks()
+            self.thread_id = th_get_ident()
+            sys_set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                                   finalizer=self._asyncgen_finalizer_hook)
+            aio_events._set_running_loop(self)
+            self._install_signal_wakeup()
+        except BaseException:
+            self._run_forever_cleanup()
+            raise
         return 0
 
     cdef int _run_forever_cleanup(self) except -1:
