@@ -293,10 +293,9 @@ try:
 finally:
     assert leave(foreign) == 0      # the thread's own context again
 lp.close()
-assert seen == ["next"], seen
-assert len(contexts) == 1, contexts
-exc = contexts[0]["exception"]
-print(type(exc).__name__, str(exc)[:40])
+print(seen)
+for c in contexts:
+    print(type(c["exception"]).__name__, str(c["exception"])[:40])
 """
 
 
@@ -305,9 +304,21 @@ def test_callback_leaving_another_context_entered_is_reported(loop_name):
     # C code in a callback that enters a context and does not leave it:
     # leaving the callback's own context then fails, which asyncio's
     # Context.run() reports as the callback's error; the loop goes on.
+    # On 3.12+ asyncio runs the exception handler in the handle's context,
+    # which is still entered: the handler cannot run and the failure is
+    # logged ("Unhandled error in exception handler") on every loop.
+    import sys
     proc = run_child(FOREIGN_CONTEXT_CHILD, args=(loop_name,))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().startswith("RuntimeError cannot exit context"), proc.stdout
+    lines = proc.stdout.strip().splitlines()
+    assert lines[0] == "['next']", proc.stdout
+    if sys.version_info >= (3, 12):
+        assert lines[1:] == [], proc.stdout
+        assert "Unhandled error in exception handler" in proc.stderr, proc.stderr
+        assert "cannot exit context" in proc.stderr, proc.stderr
+    else:
+        assert len(lines) == 2, proc.stdout
+        assert lines[1].startswith("RuntimeError cannot exit context"), proc.stdout
 
 
 @pytest.mark.ringloop_only
