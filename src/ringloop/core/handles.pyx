@@ -20,7 +20,6 @@ cdef extern from "ringloop_call.h":
 
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
-    int PyContext_Enter(object ctx) except -1
     int PyContext_Exit(object ctx) except -1
 
 cdef bint PY312 = sys.version_info >= (3, 12)

@@ -28,10 +28,9 @@ cdef extern from "ringloop_fastcall.h":
                                 rl_soon_impl threadsafe, rl_soon_get_fn get,
                                 rl_soon_set_fn set) except -1
 
-from cpython.dict cimport PyDict_Size
-
 cdef extern from "Python.h":
     Py_ssize_t PyDict_GET_SIZE(dict d)     # a macro: no call, no error
+
 from cpython.mem cimport PyMem_RawFree
 
 from ringloop.core.handles cimport (
