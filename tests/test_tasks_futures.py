@@ -21,6 +21,59 @@ def test_create_future(loop):
     assert loop.run_until_complete(fut) == 7
 
 
+def test_futures_and_tasks_made_before_during_and_after_running(loop):
+    # Futures and tasks are asyncio's own types, bound to the loop, whether
+    # the loop is idle, running (ringloop then reuses one keyword dict for
+    # loop=) or closed.
+    made = [("idle", loop.create_future())]
+
+    async def main():
+        made.append(("running", loop.create_future()))
+        made.append(("running", asyncio.get_running_loop().create_future()))
+        task = loop.create_task(asyncio.sleep(0, "t"))
+        assert type(task) is asyncio.Task and task.get_loop() is loop
+        return await task
+
+    assert loop.run_until_complete(main()) == "t"
+    made.append(("stopped", loop.create_future()))
+    loop.close()
+    made.append(("closed", loop.create_future()))
+    for when, fut in made:
+        assert type(fut) is asyncio.Future, when
+        assert fut.get_loop() is loop, when
+    for when, fut in made:
+        fut.set_result(when)
+        assert fut.result() == when
+
+
+@pytest.mark.ringloop_only
+def test_loop_that_made_futures_is_freed_by_reference_counting(loop_name):
+    # The keyword dict ({'loop': loop}) a running loop keeps for its futures
+    # and tasks is dropped when the run ends: a closed loop goes with its
+    # last reference, not at the next cyclic collection.
+    import weakref
+
+    from tests.conftest import make_loop
+
+    lp = make_loop(loop_name)
+
+    async def main(loop):
+        fut = loop.create_future()
+        loop.call_soon(fut.set_result, 1)
+        await fut
+        await loop.create_task(asyncio.sleep(0))
+
+    lp.run_until_complete(main(lp))
+    lp.close()
+    ref = weakref.ref(lp)
+    gc.disable()
+    try:
+        del lp
+        assert ref() is None
+    finally:
+        gc.enable()
+
+
 def test_future_done_callbacks_run_via_loop(loop):
     fut = loop.create_future()
     calls = []

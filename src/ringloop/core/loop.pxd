@@ -59,6 +59,7 @@ cdef class CoreLoop:
         char *rbuf                  # the stream transports' shared read buffer
         Py_ssize_t rbuf_size
         object spare_bytes          # a read's bytes nobody kept (stream.pyx)
+        object loop_kw              # {'loop': self} while running (_new_future)
         Py_ssize_t spare_cap        # how many bytes its allocation holds
 
         # --- statistics ---------------------------------------------------
@@ -69,6 +70,7 @@ cdef class CoreLoop:
         double stat_poll_time
 
     cdef inline int _check_closed(self) except -1
+    cdef object _new_future(self)
     cdef int _check_thread(self) except -1
     cdef int _check_forked(self) except -1
     cdef int _check_process(self) except -1

@@ -31,6 +31,9 @@ cdef extern from "ringloop_fastcall.h":
 cdef extern from "Python.h":
     Py_ssize_t PyDict_GET_SIZE(dict d)     # a macro: no call, no error
 
+cdef extern from "ringloop_call.h":
+    object rl_new_kw(object type, tuple args, dict kw)
+
 from cpython.mem cimport PyMem_RawFree
 
 from ringloop.core.handles cimport (
@@ -708,6 +711,7 @@ cdef class CoreLoop:
         # reference counting.
         self.bound_soon = None
         self.bound_soon_ts = None
+        self.loop_kw = None
         rl_soon_cache_drop(self)
         aio_events._set_running_loop(None)
         self._set_origin_tracking(False)
@@ -952,19 +956,34 @@ cdef class CoreLoop:
     # ------------------------------------------------------------------
     # futures and tasks
 
+    cdef object _new_future(self):
+        # loop= is passed: a Future made without it asks asyncio for the
+        # running loop, which on 3.11 makes a getpid() system call.  While
+        # the loop runs, the keyword dict is made once and kept
+        # (rl_new_kw); _run_forever_cleanup drops it, so an idle loop is
+        # still freed by reference counting.
+        kw = self.loop_kw
+        if kw is None:
+            if self.thread_id is None:
+                return aio_Future(loop=self)
+            kw = self.loop_kw = {'loop': self}
+        return rl_new_kw(aio_Future, (), kw)
+
     def create_future(self):
-        # loop= is passed although it costs the call a keyword dict: a Future
-        # made without it asks asyncio for the running loop, which on 3.11
-        # makes a getpid() system call (measured: fewer instructions, a
-        # third slower in wall clock).
-        return aio_Future(loop=self)
+        return self._new_future()
 
     def create_task(self, coro, *, name=None, context=None):
         self._check_closed()
         if self.task_factory is None:
             # Defaults left out: every keyword costs a dict entry in the call.
             if name is None and context is None:
-                task = aio_Task(coro, loop=self)
+                kw = self.loop_kw
+                if kw is None and self.thread_id is not None:
+                    kw = self.loop_kw = {'loop': self}
+                if kw is None:
+                    task = aio_Task(coro, loop=self)
+                else:
+                    task = rl_new_kw(aio_Task, (coro,), kw)
             else:
                 task = aio_Task(coro, loop=self, name=name, context=context)
             # No frame of ours to trim from task._source_traceback (asyncio
@@ -1427,7 +1446,7 @@ cdef class CoreLoop:
             return getattr(sock, method)(*args)
         except (BlockingIOError, InterruptedError):
             pass
-        fut = aio_Future(loop=self)
+        fut = self._new_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         if write:
@@ -1466,7 +1485,7 @@ cdef class CoreLoop:
             n = 0
         if n == len(data):
             return
-        fut = aio_Future(loop=self)
+        fut = self._new_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         handle = self._add_writer(fd, self._sock_sendall,
@@ -1505,7 +1524,7 @@ cdef class CoreLoop:
             resolved = await self._ensure_resolved(
                 address, family=sock.family, type=sock.type, proto=sock.proto)
             address = resolved[0][4]
-        fut = aio_Future(loop=self)
+        fut = self._new_future()
         self._sock_connect(fut, sock, address)
         try:
             return await fut
@@ -1562,7 +1581,7 @@ cdef class CoreLoop:
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking."""
         self._check_sock(sock)
-        fut = aio_Future(loop=self)
+        fut = self._new_future()
         self._sock_accept(fut, sock)
         return await fut
 
@@ -1621,7 +1640,7 @@ cdef class CoreLoop:
         # A transport's socket is refused before anything is sent (asyncio
         # refuses it when it first waits for writability, after one chunk).
         self._ensure_fd_no_transport(sock.fileno())
-        fut = aio_Future(loop=self)
+        fut = self._new_future()
         self._sock_sendfile_step(fut, None, sock, fileno, offset, count,
                                  blocksize, 0)
         return await fut

@@ -9,5 +9,5 @@ cdef class ProactorCore(CoreLoop):
     cdef int _check_sock_free(self, object sock) except -1
     cdef bint _taken(self, object sock, int fd, object fut) except -1
     cdef bint _ring_socket(self, object sock, str method)
-    cdef object _new_future(self)
+    cdef object _op_future(self)
     cdef int _cancel_op(self, op) except -1

@@ -13,7 +13,6 @@ import socket
 from ringloop.core.loop cimport CoreLoop
 from ringloop.drivers.uring cimport UringDriver, UringOp
 
-cdef object aio_Future = asyncio.Future
 cdef object sock_socket = socket.socket
 cdef int AF_INET = socket.AF_INET
 cdef int AF_INET6 = socket.AF_INET6
@@ -126,9 +125,9 @@ cdef class ProactorCore(CoreLoop):
             return False
         return getattr(t, method, None) is getattr(sock_socket, method)
 
-    cdef object _new_future(self):
+    cdef object _op_future(self):
         self._check_closed()
-        return aio_Future(loop=self)
+        return self._new_future()
 
     async def sock_recv(self, sock, n):
         """Receive up to n bytes (an io_uring RECV)."""
@@ -143,7 +142,7 @@ cdef class ProactorCore(CoreLoop):
                 return sock.recv(0)
             except (BlockingIOError, InterruptedError):
                 pass
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_recv(fd, n, fut)
         try:
             return await fut
@@ -165,7 +164,7 @@ cdef class ProactorCore(CoreLoop):
                 return sock.recv_into(buf)
             except (BlockingIOError, InterruptedError):
                 pass
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_recv_into(fd, buf, 0, fut)
         try:
             return await fut
@@ -182,7 +181,7 @@ cdef class ProactorCore(CoreLoop):
             return await CoreLoop.sock_recvfrom(self, sock, bufsize)
         self._check_sock_free(sock)
         fd = sock.fileno()
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_recvfrom(fd, bufsize, fut)
         try:
             return await fut
@@ -200,7 +199,7 @@ cdef class ProactorCore(CoreLoop):
             return await CoreLoop.sock_recvfrom_into(self, sock, buf, nbytes)
         self._check_sock_free(sock)
         fd = sock.fileno()
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_recvfrom_into(fd, buf, nbytes, fut)
         try:
             return await fut
@@ -225,7 +224,7 @@ cdef class ProactorCore(CoreLoop):
             except (BlockingIOError, InterruptedError):
                 pass
             return
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_sendall(sock.fileno(), data, fut)
         try:
             return await fut
@@ -238,7 +237,7 @@ cdef class ProactorCore(CoreLoop):
         if not self._ring_socket(sock, 'sendto'):
             return await CoreLoop.sock_sendto(self, sock, data, address)
         self._check_sock_free(sock)
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
         try:
             return await fut
@@ -255,7 +254,7 @@ cdef class ProactorCore(CoreLoop):
             resolved = await self._ensure_resolved(
                 address, family=sock.family, type=sock.type, proto=sock.proto)
             address = resolved[0][4]
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_connect(sock.fileno(), sock.family, address, fut)
         try:
             return await fut
@@ -289,7 +288,7 @@ cdef class ProactorCore(CoreLoop):
             else:
                 conn.setblocking(False)
                 return conn, address
-        fut = self._new_future()
+        fut = self._op_future()
         op = self.uring.op_accept(fd, fut)
         try:
             conn_fd, address = await fut

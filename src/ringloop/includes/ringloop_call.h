@@ -119,4 +119,33 @@ static inline PyObject *rl_call_method1(PyObject *obj, PyObject *name, PyObject 
                                      2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
+/* rl_new_kw(type, args, kw): type(*args, **kw), as CPython's type_call
+ * makes an instance (tp_new, then the instance type's tp_init when the
+ * result is an instance of type), with a keyword dict the caller holds.
+ * The loop makes its futures and tasks with `loop=self` and keeps that
+ * {'loop': loop} dict while it runs: a call written `Future(loop=self)`
+ * builds and frees a one-entry dict every time (~250 instructions).
+ * Neither tp_new nor tp_init of asyncio's Future and Task keeps or changes
+ * the dict (they parse it into their arguments). */
+static inline PyObject *rl_new_kw(PyObject *type, PyObject *args, PyObject *kw)
+{
+    PyTypeObject *tp = (PyTypeObject *)type;
+    PyObject *obj;
+    if (!PyType_Check(type) || tp->tp_new == NULL) {
+        return PyObject_Call(type, args, kw);
+    }
+    if (Py_EnterRecursiveCall(" while calling a Python object")) {
+        return NULL;
+    }
+    obj = tp->tp_new(tp, args, kw);
+    if (obj != NULL && PyObject_TypeCheck(obj, tp)) {
+        tp = Py_TYPE(obj);
+        if (tp->tp_init != NULL && tp->tp_init(obj, args, kw) < 0) {
+            Py_CLEAR(obj);
+        }
+    }
+    Py_LeaveRecursiveCall();
+    return obj;
+}
+
 #endif
