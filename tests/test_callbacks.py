@@ -231,6 +231,37 @@ def test_explicit_context_is_used_and_mutated(loop):
     assert var.get() == "unset"
 
 
+class _RunLogger:
+    """Not a contextvars.Context: only a run() method, as asyncio uses it."""
+
+    def __init__(self):
+        self.runs = []
+
+    def run(self, cb, *args):
+        self.runs.append(args)
+        return cb(*args)
+
+
+@pytest.mark.xfail_uvloop("enters the context in C: TypeError for a non-Context")
+def test_context_argument_that_is_not_a_context(loop):
+    # asyncio takes any object as context= and runs the callback with its
+    # run(callback, *args): an object without run() is an AttributeError
+    # for the exception handler, one with run() is used.
+    errors, calls = [], []
+    loop.set_exception_handler(lambda lp, c: errors.append(c["exception"]))
+    duck = _RunLogger()
+    loop.call_soon(calls.append, "bad", context=1)
+    loop.call_soon(calls.append, "duck", context=duck)
+    loop.call_later(0, calls.append, "timer-duck", context=duck)
+    loop.call_later(0, calls.append, "timer-bad", context="x")
+    run(loop, asyncio.sleep(0.01))
+    assert calls == ["duck", "timer-duck"]
+    assert duck.runs == [("duck",), ("timer-duck",)]
+    assert [type(e) for e in errors] == [AttributeError, AttributeError]
+    assert "'int' object has no attribute 'run'" in str(errors[0])
+    assert "'str' object has no attribute 'run'" in str(errors[1])
+
+
 @pytest.mark.xfail_uvloop("handles have no get_context()")
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="Handle.get_context is 3.12+")
 def test_handle_get_context(loop):

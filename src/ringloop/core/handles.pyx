@@ -21,6 +21,7 @@ cdef extern from "ringloop_call.h":
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
     int PyContext_Exit(object ctx) except -1
+    bint PyContext_CheckExact(object o)
 
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
@@ -88,6 +89,10 @@ cdef class Handle:
         cdef int rc = rl_run_in_context(ctx, cb, args)
         if rc == 0:
             return 0
+        if rc == -1 and not PyContext_CheckExact(ctx):
+            # Not a contextvars.Context (call_soon(..., context=x) takes
+            # anything, as asyncio's does): asyncio calls x.run(cb, *args).
+            return self._run_other_context(ctx, cb, args)
         # What the callback referenced is not kept alive while the error is
         # reported (asyncio's frame has let go of it by then).
         cb = None
@@ -110,6 +115,22 @@ cdef class Handle:
                 PyContext_Exit(ctx)
             if isinstance(exc, (SystemExit, KeyboardInterrupt)):
                 raise
+            self._report(exc)
+        return 0
+
+    cdef int _run_other_context(self, object ctx, object cb, object args) except -1:
+        try:
+            rl_pending_error()      # PyContext_Enter's TypeError: dropped
+        except TypeError:
+            pass
+        try:
+            if args is None:
+                ctx.run(cb)
+            else:
+                ctx.run(cb, *args)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
             self._report(exc)
         return 0
 
