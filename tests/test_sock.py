@@ -221,6 +221,44 @@ def test_cancel_pending_sock_recv(loop):
         assert run(loop, main()) == b"after cancel"
 
 
+def test_sock_recv_stops_watching_the_fd_when_done(loop):
+    # Done (result or cancellation), a waiting sock_recv drops the reader it
+    # added, as asyncio's; a reader the user put on the fd meanwhile is
+    # left alone.
+    with tcp_pair() as (a, b):
+        fd = a.fileno()
+
+        async def main():
+            got = await asyncio.gather(loop.sock_recv(a, 100), _send_soon(b, b"one"))
+            assert got[0] == b"one"
+            assert loop.remove_reader(fd) is False     # nothing left watching
+
+            task = loop.create_task(loop.sock_recv(a, 100))
+            await asyncio.sleep(0.01)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert loop.remove_reader(fd) is False
+
+            task = loop.create_task(loop.sock_recv(a, 100))
+            await asyncio.sleep(0.01)
+            seen = loop.create_future()
+            loop.add_reader(fd, lambda: seen.done() or seen.set_result(a.recv(100)))
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            b.send(b"two")
+            assert await asyncio.wait_for(seen, 5) == b"two"
+            assert loop.remove_reader(fd) is True      # the user's reader stayed
+
+        run(loop, main())
+
+
+async def _send_soon(sock, data):
+    await asyncio.sleep(0.01)
+    sock.send(data)
+
+
 def test_cancel_pending_sock_recv_into(loop):
     with tcp_pair() as (a, b):
         async def main():

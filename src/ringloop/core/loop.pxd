@@ -100,5 +100,7 @@ cdef class CoreLoop:
     cdef int _install_signal_wakeup(self) except -1
     cdef int _uninstall_signal_wakeup(self) except -1
     cdef int _check_sock(self, object sock) except -1
+    cdef object _sock_now(self, object sock, str method, tuple args)
+    cdef object _sock_wait(self, object sock, str method, tuple args, bint write)
     cdef int _io_start(self, int fd, object fileobj, Handle h, bint write) except -1
     cdef int _io_stop(self, int fd, bint write) except -1

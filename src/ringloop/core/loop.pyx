@@ -58,7 +58,6 @@ cdef inline int _c_errno() noexcept:
 import asyncio
 import concurrent.futures
 import errno as _errno
-import functools
 import io
 import os
 import selectors
@@ -86,6 +85,7 @@ from ringloop import _messages as msg
 # Cached stdlib names (origin-prefixed, as the codebase convention says).
 cdef object aio_Future = asyncio.Future
 cdef object aio_Task = asyncio.Task
+cdef object _AGAIN = object()     # _sock_now: the call would block
 cdef object aio_ensure_future = aio_tasks.ensure_future
 cdef object aio_isfuture = aio_futures.isfuture
 cdef object aio_wrap_future = aio_futures.wrap_future
@@ -98,7 +98,6 @@ cdef object sys_get_asyncgen_hooks = sys.get_asyncgen_hooks
 cdef object sys_set_asyncgen_hooks = sys.set_asyncgen_hooks
 cdef object th_get_ident = threading.get_ident
 cdef object th_main_thread = threading.main_thread
-cdef object fn_partial = functools.partial
 
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
@@ -1440,40 +1439,61 @@ cdef class CoreLoop:
     # from the reader/writer callback until it succeeds or fails.  The
     # method is looked up on each attempt, as asyncio does.
 
-    async def _sock_try(self, sock, str method, tuple args, bint write):
-        self._check_sock(sock)
-        try:
-            return getattr(sock, method)(*args)
-        except (BlockingIOError, InterruptedError):
-            pass
+    cdef object _sock_wait(self, object sock, str method, tuple args, bint write):
+        # The call would block: a future completed by the reader/writer
+        # callback once the socket is ready.  (Awaited by the sock_* method
+        # itself: no second coroutine per call.)
         fut = self._new_future()
         fd = sock.fileno()
         self._ensure_fd_no_transport(fd)
         if write:
             handle = self._add_writer(fd, _sock_retry, (fut, sock, method, args))
-            fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
         else:
             handle = self._add_reader(fd, _sock_retry, (fut, sock, method, args))
-            fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
-        return await fut
+        fut.add_done_callback(_sock_done(self, fd, handle, write))
+        return fut
+
+    cdef object _sock_now(self, object sock, str method, tuple args):
+        # sock.<method>(*args) at once; _AGAIN if it would block.
+        self._check_sock(sock)
+        try:
+            return getattr(sock, method)(*args)
+        except (BlockingIOError, InterruptedError):
+            return _AGAIN
 
     async def sock_recv(self, sock, n):
         """Receive up to n bytes from the non-blocking socket sock."""
-        return await self._sock_try(sock, "recv", (n,), False)
+        # The busiest of them: the method called directly (Cython calls it
+        # without making a bound method), not through _sock_now's getattr.
+        self._check_sock(sock)
+        try:
+            return sock.recv(n)
+        except (BlockingIOError, InterruptedError):
+            pass
+        return await self._sock_wait(sock, "recv", (n,), False)
 
     async def sock_recv_into(self, sock, buf):
         """Receive into buf; return the number of bytes received."""
-        return await self._sock_try(sock, "recv_into", (buf,), False)
+        res = self._sock_now(sock, "recv_into", (buf,))
+        if res is _AGAIN:
+            res = await self._sock_wait(sock, "recv_into", (buf,), False)
+        return res
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
-        return await self._sock_try(sock, "recvfrom", (bufsize,), False)
+        res = self._sock_now(sock, "recvfrom", (bufsize,))
+        if res is _AGAIN:
+            res = await self._sock_wait(sock, "recvfrom", (bufsize,), False)
+        return res
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
         if not nbytes:
             nbytes = len(buf)
-        return await self._sock_try(sock, "recvfrom_into", (buf, nbytes), False)
+        res = self._sock_now(sock, "recvfrom_into", (buf, nbytes))
+        if res is _AGAIN:
+            res = await self._sock_wait(sock, "recvfrom_into", (buf, nbytes), False)
+        return res
 
     async def sock_sendall(self, sock, data):
         """Send all of data; None on success, the error otherwise (how much
@@ -1490,7 +1510,7 @@ cdef class CoreLoop:
         self._ensure_fd_no_transport(fd)
         handle = self._add_writer(fd, self._sock_sendall,
                                   (fut, sock, memoryview(data), [n]))
-        fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
+        fut.add_done_callback(_sock_done(self, fd, handle, True))
         return await fut
 
     def _sock_sendall(self, fut, sock, view, pos):
@@ -1514,7 +1534,10 @@ cdef class CoreLoop:
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
-        return await self._sock_try(sock, "sendto", (data, address), True)
+        res = self._sock_now(sock, "sendto", (data, address))
+        if res is _AGAIN:
+            res = await self._sock_wait(sock, "sendto", (data, address), True)
+        return res
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
@@ -1538,7 +1561,7 @@ cdef class CoreLoop:
         except (BlockingIOError, InterruptedError):
             self._ensure_fd_no_transport(fd)
             handle = self._add_writer(fd, self._sock_connect_cb, (fut, sock, address))
-            fut.add_done_callback(fn_partial(self._sock_write_done, fd, handle=handle))
+            fut.add_done_callback(_sock_done(self, fd, handle, True))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -1599,7 +1622,7 @@ cdef class CoreLoop:
         except (BlockingIOError, InterruptedError):
             self._ensure_fd_no_transport(fd)
             handle = self._add_reader(fd, self._sock_accept, (fut, sock))
-            fut.add_done_callback(fn_partial(self._sock_read_done, fd, handle=handle))
+            fut.add_done_callback(_sock_done(self, fd, handle, False))
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -1893,8 +1916,34 @@ def _sighandler_noop(signum, frame):
     pass
 
 
+@cython.final
+cdef class _SockDone:
+    """A sock_* future's done callback: stop watching the fd (unless the
+    reader or writer was replaced meanwhile), as asyncio's
+    partial(_sock_read_done / _sock_write_done, fd, handle=handle) does,
+    without a partial and its keyword dict per wait."""
+    cdef object loop, fd, handle
+    cdef bint write
+
+    def __call__(self, fut):
+        if self.handle is None or not self.handle.cancelled():
+            if self.write:
+                self.loop.remove_writer(self.fd)
+            else:
+                self.loop.remove_reader(self.fd)
+
+
+cdef _SockDone _sock_done(object loop, object fd, object handle, bint write):
+    cdef _SockDone d = _SockDone.__new__(_SockDone)
+    d.loop = loop
+    d.fd = fd
+    d.handle = handle
+    d.write = write
+    return d
+
+
 def _sock_retry(fut, sock, method, args):
-    # Reader/writer callback of _sock_try: retry the call once ready.
+    # Reader/writer callback of _sock_wait: retry the call once ready.
     if fut.done():
         return
     try:
