@@ -1918,19 +1918,25 @@ def _sighandler_noop(signum, frame):
 
 @cython.final
 cdef class _SockDone:
-    """A sock_* future's done callback: stop watching the fd (unless the
-    reader or writer was replaced meanwhile), as asyncio's
-    partial(_sock_read_done / _sock_write_done, fd, handle=handle) does,
-    without a partial and its keyword dict per wait."""
+    """A sock_* future's done callback: loop._sock_read_done(fd, fut, handle)
+    (or _sock_write_done), as asyncio's
+    partial(self._sock_read_done, fd, handle=handle) calls it (a loop
+    subclass may override those), without a partial and its keyword dict
+    per wait."""
     cdef object loop, fd, handle
     cdef bint write
 
     def __call__(self, fut):
-        if self.handle is None or not self.handle.cancelled():
-            if self.write:
-                self.loop.remove_writer(self.fd)
-            else:
-                self.loop.remove_reader(self.fd)
+        if self.write:
+            self.loop._sock_write_done(self.fd, fut, self.handle)
+        else:
+            self.loop._sock_read_done(self.fd, fut, self.handle)
+
+    def __repr__(self):
+        # As asyncio's future repr shows the partial: Cls._sock_read_done(fd, handle=...)
+        name = '_sock_write_done' if self.write else '_sock_read_done'
+        qualname = getattr(getattr(self.loop, name, None), '__qualname__', name)
+        return f'{qualname}({self.fd!r}, handle={self.handle!r})'
 
 
 cdef _SockDone _sock_done(object loop, object fd, object handle, bint write):
