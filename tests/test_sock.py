@@ -5,6 +5,7 @@ import errno
 import io
 import os
 import socket
+import sys
 
 import pytest
 
@@ -296,7 +297,11 @@ def test_sock_done_callbacks_go_through_overridable_methods(loop, loop_name):
             data, shown = lp.run_until_complete(main())
             assert data == b"x"
             assert lp.log == [("read", a.fileno(), True)]
-            assert "_sock_read_done(%d, handle=" % a.fileno() in shown
+            # asyncio shows the partial's arguments, from 3.13 only in debug mode.
+            if sys.version_info >= (3, 13):
+                assert "Logging._sock_read_done()" in shown
+            else:
+                assert "Logging._sock_read_done(%d, handle=" % a.fileno() in shown
     finally:
         lp.close()
 

@@ -1933,9 +1933,13 @@ cdef class _SockDone:
             self.loop._sock_read_done(self.fd, fut, self.handle)
 
     def __repr__(self):
-        # As asyncio's future repr shows the partial: Cls._sock_read_done(fd, handle=...)
+        # As asyncio's future repr shows the partial:
+        # Cls._sock_read_done(fd, handle=...); from 3.13 the arguments
+        # only in debug mode.
         name = '_sock_write_done' if self.write else '_sock_read_done'
         qualname = getattr(getattr(self.loop, name, None), '__qualname__', name)
+        if PY313 and not self.loop.get_debug():
+            return f'{qualname}()'
         return f'{qualname}({self.fd!r}, handle={self.handle!r})'
 
 
