@@ -70,6 +70,7 @@ cdef class CoreLoop:
         double stat_poll_time
 
     cdef inline int _check_closed(self) except -1
+    cdef inline object _running_kw(self)
     cdef object _new_future(self)
     cdef int _check_thread(self) except -1
     cdef int _check_forked(self) except -1

@@ -955,17 +955,22 @@ cdef class CoreLoop:
     # ------------------------------------------------------------------
     # futures and tasks
 
+    cdef inline object _running_kw(self):
+        # {'loop': self} for the futures and tasks the loop makes, made once
+        # per run and kept (rl_new_kw); None while not running.
+        # _run_forever_cleanup drops it, so an idle loop is still freed by
+        # reference counting.
+        kw = self.loop_kw
+        if kw is None and self.thread_id is not None:
+            kw = self.loop_kw = {'loop': self}
+        return kw
+
     cdef object _new_future(self):
         # loop= is passed: a Future made without it asks asyncio for the
-        # running loop, which on 3.11 makes a getpid() system call.  While
-        # the loop runs, the keyword dict is made once and kept
-        # (rl_new_kw); _run_forever_cleanup drops it, so an idle loop is
-        # still freed by reference counting.
-        kw = self.loop_kw
+        # running loop, which on 3.11 makes a getpid() system call.
+        kw = self._running_kw()
         if kw is None:
-            if self.thread_id is None:
-                return aio_Future(loop=self)
-            kw = self.loop_kw = {'loop': self}
+            return aio_Future(loop=self)
         return rl_new_kw(aio_Future, (), kw)
 
     def create_future(self):
@@ -976,9 +981,7 @@ cdef class CoreLoop:
         if self.task_factory is None:
             # Defaults left out: every keyword costs a dict entry in the call.
             if name is None and context is None:
-                kw = self.loop_kw
-                if kw is None and self.thread_id is not None:
-                    kw = self.loop_kw = {'loop': self}
+                kw = self._running_kw()
                 if kw is None:
                     task = aio_Task(coro, loop=self)
                 else:
