@@ -306,6 +306,49 @@ def test_sock_done_callbacks_go_through_overridable_methods(loop, loop_name):
         lp.close()
 
 
+@pytest.mark.xfail_uvloop("uvloop's sock_* make their futures without create_future()")
+def test_sock_waits_use_a_subclass_create_future(loop):
+    # asyncio's sock_* wait on self.create_future(): a loop subclass that
+    # makes its own futures gets them there too, on both kinds.
+    class Tracked(asyncio.Future):
+        pass
+
+    class Tracking(type(loop)):
+        def create_future(self):
+            self.made += 1
+            return Tracked(loop=self)
+
+    try:
+        lp = Tracking()
+    except TypeError:
+        pytest.skip("this loop class cannot be built without arguments")
+    lp.made = 0
+    try:
+        with tcp_pair() as (a, b), tcp_listener() as lsn:
+            async def main():
+                waits = []
+                task = lp.create_task(lp.sock_recv(a, 100))
+                await asyncio.sleep(0.01)
+                waits.append(type(task._fut_waiter))
+                b.send(b"x")
+                data = await task
+                task = lp.create_task(lp.sock_accept(lsn))
+                await asyncio.sleep(0.01)
+                waits.append(type(task._fut_waiter))
+                c = socket.create_connection(lsn.getsockname())
+                conn, _ = await task
+                conn.close()
+                c.close()
+                return data, waits
+
+            data, waits = lp.run_until_complete(main())
+            assert data == b"x"
+            assert waits == [Tracked, Tracked]
+            assert lp.made >= 2
+    finally:
+        lp.close()
+
+
 def test_cancel_pending_sock_recv_into(loop):
     with tcp_pair() as (a, b):
         async def main():

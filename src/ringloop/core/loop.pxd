@@ -16,6 +16,7 @@ cdef class CoreLoop:
         object bound_soon        # loop.call_soon while running (ringloop_fastcall.h)
         object bound_soon_ts     # loop.call_soon_threadsafe, likewise
         bint soon_overridden     # call_soon* assigned on the instance
+        bint future_overridden   # the class defines its own create_future()
         double clock_resolution
 
         # --- debug ------------------------------------------------------
@@ -72,6 +73,7 @@ cdef class CoreLoop:
     cdef inline int _check_closed(self) except -1
     cdef inline object _running_kw(self)
     cdef object _new_future(self)
+    cdef object _plain_future(self)
     cdef int _check_thread(self) except -1
     cdef int _check_forked(self) except -1
     cdef int _check_process(self) except -1

@@ -241,6 +241,7 @@ cdef class CoreLoop:
         self.portable = _portable_requested()
         self.fork_gen = rl_fork_gen()
         self.owner_pid = getpid()
+        self.future_overridden = type(self).create_future is not _core_create_future
         if driver is not None:
             self.driver = driver
         else:
@@ -966,6 +967,13 @@ cdef class CoreLoop:
         return kw
 
     cdef object _new_future(self):
+        # The futures the loop's own methods wait on (sock_*...): made by
+        # a subclass's create_future() if it has one, as asyncio's are.
+        if self.future_overridden:
+            return self.create_future()
+        return self._plain_future()
+
+    cdef object _plain_future(self):
         # loop= is passed: a Future made without it asks asyncio for the
         # running loop, which on 3.11 makes a getpid() system call.
         kw = self._running_kw()
@@ -974,7 +982,7 @@ cdef class CoreLoop:
         return rl_new_kw(aio_Future, (), kw)
 
     def create_future(self):
-        return self._new_future()
+        return self._plain_future()
 
     def create_task(self, coro, *, name=None, context=None):
         self._check_closed()
@@ -1908,6 +1916,8 @@ cdef int _soon_set(object obj, int which, PyObject *value) except -1:
         d[name] = <object>value
     return 0
 
+
+cdef object _core_create_future = CoreLoop.create_future
 
 rl_install_soon_methods(<PyTypeObject *>CoreLoop, _soon_entry,
                         _soon_threadsafe_entry, _soon_get, _soon_set)
