@@ -9,6 +9,7 @@ loopback only.
 import asyncio
 import errno
 import gc
+import os
 import select
 import socket
 import sys
@@ -578,3 +579,75 @@ def test_protocol_factory_error_is_reported_in_debug_mode_only(loop, debug):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)
             gc.collect()
+
+
+def test_server_closed_in_protocol_factory(loop):
+    # "Serve one connection": the factory closes the server.  asyncio
+    # reports nothing outside debug mode; the accept loop must not go on
+    # accepting on the socket the factory just closed (EBADF reported), and
+    # the connection whose transport could not join the closed server must
+    # not detach from it later (an error at garbage collection).
+    seen = []
+    unraisable = []
+    loop.set_exception_handler(lambda lp, ctx: seen.append(ctx))
+    made = []
+
+    async def main():
+        srv = None
+
+        def factory():
+            made.append(1)
+            srv.close()
+            return asyncio.Protocol()
+
+        srv = await loop.create_server(factory, "127.0.0.1", 0, backlog=8)
+        addr = srv.sockets[0].getsockname()
+        clients = []
+        for _ in range(3):
+            c = socket.socket()
+            c.setblocking(False)
+            try:
+                c.connect(addr)
+            except BlockingIOError:
+                pass
+            clients.append(c)
+        deadline = loop.time() + TIMEOUT
+        while not made and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await asyncio.wait_for(srv.wait_closed(), TIMEOUT)
+        for _ in range(5):
+            await asyncio.sleep(0)
+        for c in clients:
+            c.close()
+
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable.append
+    try:
+        run(loop, main())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+    finally:
+        sys.unraisablehook = old_hook
+    assert made                      # asyncio: once per queued client
+    assert seen == []
+    assert [u.exc_type for u in unraisable
+            if not issubclass(u.exc_type, ResourceWarning)] == []
+
+
+def test_closed_loop_lets_go_of_an_open_servers_socket(loop):
+    # A loop closed with a server still serving: the listening socket
+    # belongs to the Server, and is freed (closed) with it, as on asyncio.
+    async def main():
+        srv = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        return srv.sockets[0].fileno(), srv.sockets[0].getsockname()
+
+    fd, addr = run(loop, main())
+    loop.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
+    with pytest.raises(OSError) as info:
+        os.fstat(fd)
+    assert info.value.errno == errno.EBADF
+    assert _refused(addr)

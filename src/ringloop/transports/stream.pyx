@@ -991,12 +991,14 @@ def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
     transport.is_closing = core.is_closing
     core.transport = transport
     core._set_protocol(protocol)
-    core.server = server
     if server is not None:
         if PY313:
             server._attach(transport)
         else:
             server._attach()
+        # Only once attached: a transport whose _attach() failed (its
+        # server was closed in the protocol factory) never detaches.
+        core.server = server
     loop._transports[core.fd] = transport
     loop.call_soon(protocol.connection_made, transport)
     loop.call_soon(core._add_reader_cb)
@@ -1175,6 +1177,10 @@ cdef class AcceptCore(IOTarget):
                                  self.server, addr, conn)
             conn.setblocking(False)
             self._accepted(conn, addr)
+            if self.rh is None:
+                # The protocol factory closed the server (or stopped it):
+                # accept no more; the listening socket may be closed.
+                return 0
         return 0
 
     def _accepted(self, conn, addr):
