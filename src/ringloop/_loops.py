@@ -87,6 +87,10 @@ class SelectorEventLoop(ProcessMixin, CoreLoop, NetworkMixin, asyncio.AbstractEv
         shut down without waiting, and the driver's resources are released.
         A running loop cannot be closed (RuntimeError)."""
         ProcessMixin.close(self)
+        # A server left open lets go of its listening sockets with the loop
+        # closed, as asyncio's selector does: they belong to the Server and
+        # are freed (and closed) with it, not kept while the loop lives.
+        self.__dict__.pop("_accepting_cores", None)
 
     __del__ = _LoopMixin.__del__
     shutdown_default_executor = _LoopMixin.shutdown_default_executor

@@ -19,6 +19,7 @@ import functools
 import os
 import stat
 import sys
+import weakref
 from asyncio import base_events as _be
 from asyncio import unix_events as _ue
 from asyncio.log import logger
@@ -185,6 +186,10 @@ class NetworkMixin:
         return self._lazy_dict("_accepting_cores")
 
     @property
-    def _unix_server_sockets(self) -> dict:
-        """Listening Unix socket -> inode of its file (removed on close)."""
-        return self._lazy_dict("_unix_sockets")
+    def _unix_server_sockets(self) -> weakref.WeakKeyDictionary:
+        """Listening Unix socket -> inode of its file (removed on close).
+        Weak: the Server owns its sockets, the loop does not keep them."""
+        try:
+            return self.__dict__["_unix_sockets"]
+        except KeyError:
+            return self.__dict__.setdefault("_unix_sockets", weakref.WeakKeyDictionary())
