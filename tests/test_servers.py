@@ -581,6 +581,7 @@ def test_protocol_factory_error_is_reported_in_debug_mode_only(loop, debug):
             gc.collect()
 
 
+@pytest.mark.xfail_uvloop("uvloop reports the closed server's _attach() AssertionError to the exception handler")
 def test_server_closed_in_protocol_factory(loop):
     # "Serve one connection": the factory closes the server.  asyncio
     # reports nothing outside debug mode; the accept loop must not go on
