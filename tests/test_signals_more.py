@@ -11,6 +11,7 @@ import os
 import selectors
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -52,6 +53,53 @@ def test_signal_while_stopped_delivered_on_next_run(loop):
 @pytest.mark.xfail_uvloop("a signal that arrives before the loop first runs is lost")
 def test_signal_before_first_run_delivered(loop):
     _deliver_later(loop, run_first=False)
+
+
+@pytest.mark.xfail_uvloop("uvloop drops signals it has no handler for")
+@pytest.mark.parametrize("other_runs", ["later", "in_a_thread"])
+def test_signal_for_another_loops_handler_is_not_swallowed(loop, other_runs):
+    # Another loop (asyncio's own here) has a handler for SIGUSR1; this loop
+    # has none and runs in the main thread when SIGUSR1 arrives.  asyncio's
+    # loop leaves the wake-up fd alone, so the other loop's handler runs;
+    # a loop that takes the fd while it runs must pass such signals on.
+    other = asyncio.SelectorEventLoop()
+    got = []
+    try:
+        other.add_signal_handler(signal.SIGUSR1, got.append, "usr1")
+        if other_runs == "in_a_thread":
+            started = threading.Event()
+
+            def serve():
+                asyncio.set_event_loop(None)
+                other.call_soon(started.set)
+                other.run_forever()
+
+            th = threading.Thread(target=serve)
+            th.start()
+            assert started.wait(TIMEOUT)
+
+        async def main():
+            os.kill(os.getpid(), signal.SIGUSR1)
+            for _ in range(20):
+                await asyncio.sleep(0.005)
+
+        run(loop, main())
+        if other_runs == "in_a_thread":
+            deadline = time.monotonic() + TIMEOUT
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.005)
+            other.call_soon_threadsafe(other.stop)
+            th.join(TIMEOUT)
+        else:
+            async def wait():
+                while not got:
+                    await asyncio.sleep(0.005)
+
+            run(other, wait(), timeout=2)
+        assert got == ["usr1"]
+    finally:
+        other.remove_signal_handler(signal.SIGUSR1)
+        other.close()
 
 
 def test_signal_while_stopped_then_more_signals(loop):

@@ -864,19 +864,44 @@ cdef class CoreLoop:
         return 0
 
     def _drain_signal_sock(self):
+        others = None
         try:
             while True:
                 data = self.signal_sock[0].recv(4096)
                 if not data:
                     break
                 for signum in data:
-                    if signum:
+                    if not signum:
+                        continue
+                    if signum in self.signal_handlers:
                         self._handle_signal(signum)
+                    else:
+                        # Not ours: it belongs to whoever had the wake-up fd
+                        # before this run (another loop's handlers).
+                        if others is None:
+                            others = bytearray()
+                        others.append(signum)
         except (BlockingIOError, InterruptedError):
             pass
+        if others is not None:
+            self._forward_signals(others)
         # The C-level handler only set a flag: run the Python handlers now,
         # so Ctrl-C raises here even if no callback is ready.
         PyErr_CheckSignals()
+
+    def _forward_signals(self, data):
+        # While this loop runs in the main thread it holds the wake-up fd,
+        # where asyncio's loop leaves it alone: the signal numbers it has no
+        # handler for go on to the fd it replaced, so another loop's
+        # add_signal_handler() callbacks still run (at once if that loop
+        # runs in another thread, or when it runs next).
+        old = self.old_wakeup_fd
+        if old is None or old < 0 or old == self.signal_sock[1].fileno():
+            return
+        try:
+            os.write(old, data)
+        except OSError:
+            pass     # full or gone: as Python's own handler, drop quietly
 
     def _handle_signal(self, sig):
         handle = self.signal_handlers.get(sig)
