@@ -582,7 +582,7 @@ def test_protocol_factory_error_is_reported_in_debug_mode_only(loop, debug):
 
 
 @pytest.mark.xfail_uvloop("uvloop reports the closed server's _attach() AssertionError to the exception handler")
-def test_server_closed_in_protocol_factory(loop):
+def test_server_closed_in_protocol_factory(loop, loop_name):
     # "Serve one connection": the factory closes the server.  asyncio
     # reports nothing outside debug mode; the accept loop must not go on
     # accepting on the socket the factory just closed (EBADF reported), and
@@ -632,8 +632,13 @@ def test_server_closed_in_protocol_factory(loop):
         sys.unraisablehook = old_hook
     assert made                      # asyncio: once per queued client
     assert seen == []
-    assert [u.exc_type for u in unraisable
-            if not issubclass(u.exc_type, ResourceWarning)] == []
+    errors = [u.exc_type for u in unraisable
+              if not issubclass(u.exc_type, ResourceWarning)]
+    if loop_name == "asyncio" and PY313:
+        # asyncio 3.13's own half-built transports fail in __del__ here
+        # (TypeError from Server._detach()); ringloop's must not.
+        return
+    assert errors == []
 
 
 def test_closed_loop_lets_go_of_an_open_servers_socket(loop):
