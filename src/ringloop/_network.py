@@ -23,6 +23,7 @@ import weakref
 from asyncio import base_events as _be
 from asyncio import unix_events as _ue
 from asyncio.log import logger
+from typing import Any, Callable
 
 from ringloop._version import __version__
 from ringloop.transports.datagram import make_datagram_transport
@@ -177,8 +178,11 @@ class NetworkMixin:
     # Per-loop dicts, made on first use (the public classes' constructors
     # belong to the compiled core).
 
-    def _lazy_dict(self, key: str) -> dict:
-        return self.__dict__.setdefault(key, {})
+    def _lazy_dict(self, key: str, factory: Callable[[], Any] = dict) -> Any:
+        try:
+            return self.__dict__[key]
+        except KeyError:
+            return self.__dict__.setdefault(key, factory())
 
     @property
     def _accepting(self) -> dict:
@@ -189,7 +193,4 @@ class NetworkMixin:
     def _unix_server_sockets(self) -> weakref.WeakKeyDictionary:
         """Listening Unix socket -> inode of its file (removed on close).
         Weak: the Server owns its sockets, the loop does not keep them."""
-        try:
-            return self.__dict__["_unix_sockets"]
-        except KeyError:
-            return self.__dict__.setdefault("_unix_sockets", weakref.WeakKeyDictionary())
+        return self._lazy_dict("_unix_sockets", weakref.WeakKeyDictionary)
