@@ -28,9 +28,12 @@ the signal wakeup fd left changed.
 """
 
 import asyncio
+import gc
+import io
 import os
 import selectors
 import signal
+import socket
 import threading
 import time
 
@@ -362,12 +365,38 @@ def _leak_check(request, _warm_up):
 
     if problems:
         # Close leaked fds so one leak does not cascade into every later test.
-        for fd in new:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        _close_leaked_fds(new)
         pytest.fail("leak check failed:\n  " + "\n  ".join(problems), pytrace=False)
+
+
+def _close_leaked_fds(fds):
+    """Close the fds a test left open, through the objects that own them.
+
+    A leaked fd usually belongs to a socket or file object still alive in a
+    reference cycle.  Closing the number underneath it leaves the object
+    holding a stale fd, and when the GC later finalizes it, it closes
+    whatever file has that number by then: a later test's pipe or socket
+    (that is how test_subprocess lost a child's stdout pipe, many tests
+    after the leak).  So the owners are closed first; only fds nobody owns
+    are closed by number.
+    """
+    gc.collect()
+    left = set(fds) & set(_open_fds())
+    if left:
+        for obj in gc.get_objects():
+            if isinstance(obj, (socket.socket, io.FileIO)):
+                try:
+                    fd = obj.fileno()
+                except (OSError, ValueError):
+                    continue
+                if fd in left:
+                    obj.close()
+                    left.discard(fd)
+    for fd in left:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------
