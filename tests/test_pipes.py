@@ -259,6 +259,42 @@ def test_read_pipe_eof_received_true_still_closes(loop):
     run(loop, main())
 
 
+@pytest.mark.xfail_uvloop("uvloop names its handle's callback differently")
+def test_read_pipe_callback_error_names_read_ready(loop):
+    # A read pipe does not catch its protocol's errors: they reach the
+    # exception handler from the I/O handle, named as asyncio names it
+    # ("Exception in callback _UnixReadPipeTransport._read_ready()").
+    class Raises(Recorder):
+        def data_received(self, data):
+            super().data_received(data)
+            raise ZeroDivisionError("from data_received")
+
+    async def main():
+        contexts = []
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        async with pipe_files() as (rf, wf):
+            tr, proto = await connect_read(loop, Raises, rf)
+            wf.write(b"x")
+            await proto.received(1)
+            for _ in range(10):
+                if contexts:
+                    break
+                await asyncio.sleep(0.01)
+            assert len(contexts) == 1, contexts
+            ctx = contexts[0]
+            name = f"{type(tr).__name__}._read_ready"
+            assert ctx["message"] == f"Exception in callback {name}()"
+            assert isinstance(ctx["exception"], ZeroDivisionError)
+            handle = ctx["handle"]
+            assert handle._callback.__qualname__ == name
+            assert handle._callback.__self__ is tr
+            assert f"{name}()" in repr(handle)
+            wf.close()
+            await wait_lost(proto)
+
+    run(loop, main())
+
+
 @pytest.mark.xfail_uvloop("pipe transports are not asyncio.ReadTransport/WriteTransport instances")
 def test_pipe_transports_are_asyncio_transports(loop):
     async def main():

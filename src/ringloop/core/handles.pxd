@@ -31,6 +31,7 @@ cdef class Handle:
     cdef int _run_failed(self, int rc, object ctx) except -1
     cdef int _run_other_context(self, object ctx, object cb, object args) except -1
     cdef int _report(self, exc) except -1
+    cdef object _shown_callback(self)
 
 
 cdef class TimerHandle(Handle):

@@ -55,6 +55,10 @@ cdef class Handle:
 
     @property
     def _callback(self):
+        return self._shown_callback()
+
+    cdef object _shown_callback(self):
+        # What reprs, error messages and ``_callback`` show as the callback.
         return self.callback
 
     @property
@@ -139,10 +143,10 @@ cdef class Handle:
             raise exc
         loop = self.loop
         if PY313:
-            cb = _format_callback_source(self.callback, self.args,
+            cb = _format_callback_source(self._shown_callback(), self.args,
                                          debug=loop.get_debug())
         else:
-            cb = _format_callback_source(self.callback, self.args)
+            cb = _format_callback_source(self._shown_callback(), self.args)
         context = {
             'message': f'Exception in callback {cb}',
             'exception': exc,
@@ -160,9 +164,9 @@ cdef class Handle:
         if self.callback is not None:
             if PY313:
                 info.append(_format_callback_source(
-                    self.callback, self.args, debug=self.loop.get_debug()))
+                    self._shown_callback(), self.args, debug=self.loop.get_debug()))
             else:
-                info.append(_format_callback_source(self.callback, self.args))
+                info.append(_format_callback_source(self._shown_callback(), self.args))
         if self.source_traceback:
             frame = self.source_traceback[len(self.source_traceback) - 1]
             info.append(f'created at {frame[0]}:{frame[1]}')
@@ -368,6 +372,11 @@ cdef class IOTarget:
     cdef int on_writable(self) except -1:
         return 0
 
+    def _handle_callback(self, bint write):
+        """What an I/O handle for this target shows as its callback (in its
+        repr and in the exception handler's message)."""
+        return self
+
 
 cdef int _target_readable(object t) except -1:
     return (<IOTarget>t).on_readable()
@@ -392,6 +401,13 @@ cdef class IOHandle(Handle):
     def cancel(self):
         Handle.cancel(self)
         self.target = None
+
+    cdef object _shown_callback(self):
+        # asyncio's handle calls the transport's _read_ready/_write_ready;
+        # ours calls the target in C, and shows what the target names.
+        if self.target is None:
+            return self.callback
+        return self.target._handle_callback(self.write_side)
 
 
 cdef IOHandle new_io_handle(object loop, IOTarget target, bint write, object context):

@@ -835,6 +835,20 @@ cdef class StreamCore(IOTarget):
     def __repr__(self):
         return f"<StreamCore fd={self.fd}>"
 
+    def _handle_callback(self, bint write):
+        # asyncio's I/O handles call the transport's _read_ready() or
+        # _write_ready(), and its reprs and error messages name them.
+        transport = self.transport
+        if transport is None:
+            return self
+        return transport._write_ready if write else transport._read_ready
+
+    def _run_readable(self):
+        self.on_readable()
+
+    def _run_writable(self):
+        self.on_writable()
+
 
 class _CoreFront:
     """What every public transport over a StreamCore forwards to it: the
@@ -1052,6 +1066,28 @@ class WritePipeTransport(StreamTransport):
 
     def resume_reading(self):
         raise NotImplementedError
+
+
+def _ready_methods(cls):
+    # What the loop runs when the fd is ready, as Python methods.  The loop
+    # calls the core in C and never these; they name the callback in an I/O
+    # handle's repr and in the exception handler's message, as asyncio's
+    # transports' _read_ready()/_write_ready() do, with the concrete class's
+    # name (asyncio: "_SelectorSocketTransport._read_ready()").
+    def _read_ready(self):
+        self._core._run_readable()
+
+    def _write_ready(self):
+        self._core._run_writable()
+
+    for f in (_read_ready, _write_ready):
+        f.__qualname__ = f"{cls.__name__}.{f.__name__}"
+        setattr(cls, f.__name__, f)
+
+
+for _cls in (StreamTransport, ReadPipeTransport, WritePipeTransport):
+    _ready_methods(_cls)
+del _cls
 
 
 def make_pipe_transport(CoreLoop loop, pipe, protocol, waiter=None, extra=None,
