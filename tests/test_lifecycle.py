@@ -61,6 +61,32 @@ def test_run_until_complete_future_of_other_loop(loop, loop_factory):
         other.close()
 
 
+@pytest.mark.xfail_uvloop("uvloop registers its own done callback (anyio recognises it by module)")
+def test_run_until_complete_main_task_found_as_on_asyncio(loop):
+    # anyio finds the task the loop runs ("the main task") by the done
+    # callback run_until_complete() adds: asyncio's own function.  Without
+    # it, anyio tied worker threads to each calling task (a thread per
+    # starlette sync request) and killed its process pool early.
+    from asyncio.base_events import _run_until_complete_cb
+
+    async def find_root():
+        found = []
+        for task in asyncio.all_tasks():
+            if task._callbacks and not task.done():
+                for cb, _ctx in task._callbacks:
+                    if cb is _run_until_complete_cb:
+                        found.append(task)
+        return found
+
+    async def main():
+        return await find_root(), asyncio.current_task()
+
+    found, me = loop.run_until_complete(main())
+    assert found == [me]
+    # ... and the callback is removed again once the run is over
+    assert not any(cb is _run_until_complete_cb for cb, _ctx in (me._callbacks or ()))
+
+
 def test_run_until_complete_stopped_before_done(loop):
     fut = loop.create_future()
     loop.call_soon(loop.stop)

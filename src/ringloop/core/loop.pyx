@@ -70,6 +70,7 @@ import warnings
 import weakref
 
 from asyncio import (
+    base_events as aio_base_events,
     coroutines as aio_coroutines,
     events as aio_events,
     exceptions as aio_exceptions,
@@ -2006,13 +2007,14 @@ def _sock_retry(fut, sock, method, args):
         fut.set_result(result)
 
 
-def _run_until_complete_cb(fut):
-    if not fut.cancelled():
-        exc = fut.exception()
-        if isinstance(exc, (SystemExit, KeyboardInterrupt)):
-            # Issue #22429: run_forever() already finished, no need to stop.
-            return
-    fut.get_loop().stop()
+# run_until_complete()'s done callback is asyncio's own function: code
+# recognises the task the loop runs by it.  anyio finds the "main task"
+# that way (`callback is asyncio.base_events._run_until_complete_cb`), and
+# ties worker threads and processes to the task that asked for them when
+# it does not find one: a compiled function of ours made starlette's sync
+# endpoints start a thread per request and anyio's to_process kill a
+# busy pool.  It runs once per run_until_complete.
+_run_until_complete_cb = aio_base_events._run_until_complete_cb
 
 
 def _set_result_unless_cancelled(fut, result):
