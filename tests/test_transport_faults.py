@@ -162,6 +162,34 @@ def test_write_after_reset_is_ignored(loop, caplog):
     run(loop, main())
 
 
+@pytest.mark.xfail_uvloop(WRITE_AFTER_CLOSE_RAISES)
+def test_empty_writes_after_loss_are_not_counted(loop, caplog):
+    # write(b'') returns before it looks at the connection, and on 3.11
+    # writelines() is write(b''.join(...)): neither counts towards the
+    # "socket.send() raised exception." warnings, which start at the fifth
+    # real write into a lost connection.  (3.12+'s asyncio writelines()
+    # fails with TypeError once the connection is lost: not called there.)
+    caplog.set_level(logging.WARNING, logger="asyncio")
+
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer, contexts):
+            peer.close()
+            await asyncio.wait_for(proto.lost, TIMEOUT)
+            for _ in range(4):
+                tr.write(b"")
+                if sys.version_info < (3, 12):
+                    tr.writelines([b"", bytearray(), memoryview(b"")])
+            assert _send_warnings(caplog) == []
+            for _ in range(4):
+                tr.write(b"x")
+            assert _send_warnings(caplog) == []
+            tr.write(b"x")
+            assert len(_send_warnings(caplog)) == 1
+            assert tr.get_write_buffer_size() == 0
+
+    run(loop, main())
+
+
 # ---------------------------------------------------- bad arguments ----
 
 @pytest.mark.xfail_uvloop("TypeError message is memoryview's: 'memoryview: a bytes-like "

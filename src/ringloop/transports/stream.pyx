@@ -494,6 +494,13 @@ cdef class StreamCore(IOTarget):
                 items[i] = memoryview(data)
         if joined:
             self._refuse_write('write')
+            # write(b''.join(...)) returns on empty data before it looks at
+            # the connection: buffers that are all empty are no write.
+            for data in items:
+                if _nbytes(data):
+                    break
+            else:
+                return
         if not items:
             return
         if self.conn_lost or (self.pipe and self.closing):
