@@ -222,6 +222,43 @@ def test_shutdown_default_executor_timeout_expires(loop):
         release.set()
 
 
+@pytest.mark.xfail_uvloop("the timeout cancels the wait instead of warning")
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="timeout= is 3.12+")
+def test_shutdown_default_executor_timeout_as_the_running_asyncio(loop):
+    # What the timeout bounds follows the running asyncio: the wait for the
+    # executor's jobs (3.13, and 3.12 from gh-111358's fix) or only the join
+    # of its threads after they finished (3.12.0-3.12.2).  The warning
+    # points at the caller's line, as asyncio's does.
+    import asyncio.base_events as be
+    bounds_wait = "timeouts" in be.BaseEventLoop.shutdown_default_executor.__code__.co_names
+    done = threading.Event()
+
+    def job():
+        time.sleep(0.3)
+        done.set()
+
+    async def main():
+        fut = loop.run_in_executor(None, job)
+        await asyncio.sleep(0.02)
+        t0 = time.monotonic()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            await loop.shutdown_default_executor(timeout=0.05); line = sys._getframe().f_lineno
+        took = time.monotonic() - t0
+        caught = [w for w in caught if issubclass(w.category, RuntimeWarning)]
+        if bounds_wait:
+            assert took < 0.25 and not done.is_set()
+            assert [str(w.message) for w in caught] == [
+                "The executor did not finishing joining its threads within 0.05 seconds."]
+            assert (caught[0].filename, caught[0].lineno) == (__file__, line)
+        else:
+            assert took >= 0.2 and done.is_set()
+            assert caught == []
+        await fut
+
+    run(loop, main())
+
+
 def test_close_does_not_wait_for_executor(loop):
     release = threading.Event()
     try:

@@ -1209,13 +1209,28 @@ cdef class CoreLoop:
             finally:
                 thread.join()
             return
+        # (stacklevel=1: this compiled coroutine has no frame of its own, so
+        # the first frame is the caller's, where asyncio's warning points.)
+        if not _SDE_TIMEOUT_BOUNDS_WAIT:
+            # 3.12 before gh-111358's fix (3.12.1 here): the jobs are waited
+            # for whatever the timeout; it bounds the thread's join only.
+            try:
+                await future
+            finally:
+                thread.join(timeout)
+            if thread.is_alive():
+                warnings.warn("The executor did not finishing joining "
+                              f"its threads within {timeout} seconds.",
+                              RuntimeWarning, stacklevel=1)
+                self._default_executor.shutdown(wait=False)
+            return
         try:
             async with asyncio.timeout(timeout):
                 await future
         except TimeoutError:
             warnings.warn("The executor did not finishing joining "
                           f"its threads within {timeout} seconds.",
-                          RuntimeWarning, stacklevel=2)
+                          RuntimeWarning, stacklevel=1)
             self._default_executor.shutdown(wait=False)
         else:
             thread.join()
@@ -2006,6 +2021,14 @@ def _sock_retry(fut, sock, method, args):
     else:
         fut.set_result(result)
 
+
+# What shutdown_default_executor(timeout) bounds on the running version:
+# the wait for the executor's jobs (3.13, and 3.12 from gh-111358's fix), or
+# only the join of the shutdown thread once they finished (3.12.0-3.12.2).
+# Read from asyncio's own method, so that a patch release's backport is
+# followed whichever it was.
+_SDE_TIMEOUT_BOUNDS_WAIT = (
+    'timeouts' in aio_base_events.BaseEventLoop.shutdown_default_executor.__code__.co_names)
 
 # run_until_complete()'s done callback is asyncio's own function: code
 # recognises the task the loop runs by it.  anyio finds the "main task"
