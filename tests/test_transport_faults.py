@@ -420,6 +420,25 @@ def test_accept_emfile_logged_not_per_attempt(loop_impl, loop_name, request):
     assert 1 <= n_logs <= 3, (out, err)
 
 
+def test_empty_writelines_then_write_eof_sends_the_eof(loop, loop_impl, request):
+    # An empty write is no write: writelines() of only empty buffers leaves
+    # nothing queued, so write_eof() sends the FIN at once.
+    if loop_impl.kind in ("asyncio", "uvloop") and sys.version_info >= (3, 12):
+        request.applymarker(pytest.mark.xfail(
+            reason="asyncio bug (docs/compatibility.md): 3.12+ writelines() queues the "
+                   "empty buffer, and write_eof() waits for the queue: no FIN", strict=False))
+
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer, contexts):
+            tr.writelines([b""])
+            tr.write_eof()
+            assert tr.get_write_buffer_size() == 0
+            assert await asyncio.wait_for(loop.sock_recv(peer, 10), 2) == b""
+            assert contexts == []
+
+    run(loop, main())
+
+
 def test_abort_after_flushing_close_is_harmless(loop, loop_impl, request):
     # close() with data queued finishes once the queue drains; an abort()
     # after that must not call connection_lost a second time.
