@@ -10,6 +10,7 @@ import asyncio
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -55,6 +56,11 @@ def test_signal_before_first_run_delivered(loop):
     _deliver_later(loop, run_first=False)
 
 
+async def _until(got):
+    while not got:
+        await asyncio.sleep(0.005)
+
+
 @pytest.mark.xfail_uvloop("uvloop drops signals it has no handler for")
 @pytest.mark.parametrize("other_runs", ["later", "in_a_thread"])
 def test_signal_for_another_loops_handler_is_not_swallowed(loop, other_runs):
@@ -91,15 +97,99 @@ def test_signal_for_another_loops_handler_is_not_swallowed(loop, other_runs):
             other.call_soon_threadsafe(other.stop)
             th.join(TIMEOUT)
         else:
-            async def wait():
-                while not got:
-                    await asyncio.sleep(0.005)
-
-            run(other, wait(), timeout=2)
+            run(other, _until(got), timeout=2)
         assert got == ["usr1"]
     finally:
         other.remove_signal_handler(signal.SIGUSR1)
         other.close()
+
+
+@pytest.mark.xfail_uvloop("uvloop restores the wake-up fd it found when its run began")
+def test_a_handler_added_by_another_loop_during_a_run_keeps_working(loop):
+    # While this loop runs, another loop (asyncio's own) gets a signal
+    # handler, which points the wake-up fd at its socket.  When this loop
+    # stops it must leave that alone: asyncio's loop never touches the fd
+    # when it starts or stops.
+    other = asyncio.SelectorEventLoop()
+    got = []
+    try:
+        async def setup():
+            other.add_signal_handler(signal.SIGUSR1, got.append, "usr1")
+
+        run(loop, setup())
+        other.call_later(0.02, os.kill, os.getpid(), signal.SIGUSR1)
+        run(other, _until(got), timeout=2)
+        assert got == ["usr1"]
+    finally:
+        other.remove_signal_handler(signal.SIGUSR1)
+        other.close()
+
+
+@pytest.mark.xfail_uvloop("uvloop restores the wake-up fd it found when its run began")
+def test_a_wakeup_fd_set_during_a_run_is_kept(loop):
+    # A library points the wake-up fd at its own pipe while the loop runs:
+    # after the run it is still there (asyncio's loop leaves it alone).
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    os.set_blocking(r, False)
+    before = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(before)
+    try:
+        async def main():
+            signal.set_wakeup_fd(w)
+            await asyncio.sleep(0)
+
+        run(loop, main())
+        assert signal.set_wakeup_fd(w) == w
+    finally:
+        signal.set_wakeup_fd(before)
+        os.close(r)
+        os.close(w)
+
+
+@pytest.mark.xfail_uvloop("uvloop restores the wake-up fd it found when its run began")
+@pytest.mark.parametrize("reused", [False, True])
+def test_a_wakeup_fd_closed_by_its_owner_during_a_run_is_not_put_back(loop, reused):
+    # The wake-up fd this run replaced is unset and closed by its owner
+    # during the run, its number perhaps reused by a new socket: it must not
+    # be put back (a signal would then write into that socket), nor make
+    # run_until_complete() fail.
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    before = signal.set_wakeup_fd(w)
+    old_handler = signal.signal(signal.SIGUSR1, lambda *args: None)
+    pair = []
+    dups = []
+    try:
+        async def main():
+            signal.set_wakeup_fd(-1)
+            os.close(w)
+            if reused:
+                x, y = socket.socketpair()
+                if y.fileno() == w:
+                    x, y = y, x
+                pair.extend((x, y))
+                if x.fileno() != w:
+                    os.dup2(x.fileno(), w)  # the number now names x's socket
+                    dups.append(w)
+                y.setblocking(False)
+            await asyncio.sleep(0)
+            return "done"
+
+        assert run(loop, main()) == "done"
+        assert signal.set_wakeup_fd(-1) == -1
+        if reused:
+            signal.raise_signal(signal.SIGUSR1)
+            with pytest.raises(BlockingIOError):
+                pair[1].recv(10)            # nothing written through the old number
+    finally:
+        signal.set_wakeup_fd(before)
+        signal.signal(signal.SIGUSR1, old_handler)
+        os.close(r)
+        for fd in dups:
+            os.close(fd)
+        for sock in pair:
+            sock.close()
 
 
 def test_signal_while_stopped_then_more_signals(loop):

@@ -48,6 +48,7 @@ cdef class CoreLoop:
         object signal_sock       # socketpair for signal.set_wakeup_fd (main thread)
         FdWatch signal_watch
         object old_wakeup_fd
+        object old_wakeup_id     # (st_dev, st_ino) of that fd's file, or None
         dict signal_handlers     # signum -> Handle (add_signal_handler)
         bint portable
         bint check_fds           # validate fds in add_reader/add_writer (io_uring)

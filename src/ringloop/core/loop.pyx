@@ -223,6 +223,7 @@ cdef class CoreLoop:
         self.polling = False
         self.wake_pending = False
         self.old_wakeup_fd = None
+        self.old_wakeup_id = None
         self.signal_handlers = {}
         self.origin_tracking_enabled = False
         self._transports = weakref.WeakValueDictionary()
@@ -846,22 +847,35 @@ cdef class CoreLoop:
                 self.signal_sock[1].fileno(), warn_on_full_buffer=False)
         except ValueError:
             self.old_wakeup_fd = None
+        else:
+            self.old_wakeup_id = _fd_identity(self.old_wakeup_fd)
         return 0
 
     cdef int _uninstall_signal_wakeup(self) except -1:
         if self.old_wakeup_fd is None:
             return 0
         old = self.old_wakeup_fd
+        old_id = self.old_wakeup_id
         self.old_wakeup_fd = None
+        self.old_wakeup_id = None
         if self.signal_handlers:
             # add_signal_handler() keeps the wake-up fd pointed at this loop,
             # as asyncio does: signals that arrive while the loop is stopped
             # wait in the socket and are handled when it runs again.
             return 0
         try:
-            signal.set_wakeup_fd(old)
+            current = signal.set_wakeup_fd(-1)
         except ValueError:
-            pass
+            return 0
+        if current != self.signal_sock[1].fileno():
+            # Set by someone else during the run (another loop's
+            # add_signal_handler(), a library's own pipe): theirs stays.
+            _set_wakeup_fd_quietly(current)
+        elif old >= 0 and _fd_identity(old) == old_id:
+            # The fd this run replaced, if it is still the same file: a fd
+            # its owner closed meanwhile (its number maybe reused by now)
+            # is not put back, and the wake-up fd stays unset.
+            _set_wakeup_fd_quietly(old)
         return 0
 
     def _drain_signal_sock(self):
@@ -899,6 +913,8 @@ cdef class CoreLoop:
         old = self.old_wakeup_fd
         if old is None or old < 0 or old == self.signal_sock[1].fileno():
             return
+        if _fd_identity(old) != self.old_wakeup_id:
+            return   # closed by its owner since (the number may be reused)
         try:
             os.write(old, data)
         except OSError:
@@ -2020,6 +2036,25 @@ def _sock_retry(fut, sock, method, args):
         fut.set_exception(exc)
     else:
         fut.set_result(result)
+
+
+def _fd_identity(fd):
+    # (st_dev, st_ino) of the file behind fd, None if fd is not open: tells
+    # a fd that is still the same file from a number closed and reused.
+    if fd is None or fd < 0:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+def _set_wakeup_fd_quietly(fd):
+    try:
+        signal.set_wakeup_fd(fd)
+    except (ValueError, OSError):
+        pass      # not a usable fd any more: the wake-up fd stays unset
 
 
 # What shutdown_default_executor(timeout) bounds on the running version:
