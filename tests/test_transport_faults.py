@@ -439,6 +439,40 @@ def test_empty_writelines_then_write_eof_sends_the_eof(loop, loop_impl, request)
     run(loop, main())
 
 
+def test_a_non_contiguous_buffer_is_refused_before_anything_is_accepted(loop, loop_impl,
+                                                                        request):
+    # docs/compatibility.md: a buffer that cannot be sent as it is fails
+    # write() or writelines() itself, before any of the call's data is sent
+    # or queued, and the connection stays usable (asyncio accepts it and
+    # then fails the connection).
+    if loop_impl.kind in ("asyncio", "uvloop"):
+        request.applymarker(pytest.mark.xfail(
+            reason="documented difference: asyncio accepts the buffer, then fails "
+                   "the connection", strict=False))
+
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer, contexts):
+            bad = memoryview(b"ab" * 10)[::2]
+            with pytest.raises((BufferError, TypeError)):
+                tr.write(bad)
+            with pytest.raises((BufferError, TypeError)):
+                tr.writelines([b"x" * 50_000] * 70 + [bad])
+            with pytest.raises((BufferError, TypeError)):
+                tr.writelines([b"y" * 10, bad])
+            assert tr.get_write_buffer_size() == 0
+            tr.write(b"still usable")
+            got = b""
+            while len(got) < 12:
+                chunk = await asyncio.wait_for(loop.sock_recv(peer, 100), TIMEOUT)
+                assert chunk
+                got += chunk
+            assert got == b"still usable"
+            assert not tr.is_closing()
+            assert contexts == []
+
+    run(loop, main())
+
+
 def test_abort_after_flushing_close_is_harmless(loop, loop_impl, request):
     # close() with data queued finishes once the queue drains; an abort()
     # after that must not call connection_lost a second time.

@@ -25,10 +25,14 @@ cdef object aio_set_result_unless_cancelled = aio_futures._set_result_unless_can
 
 
 cdef _add(CoreLoop loop, int fd, callback, bint write):
+    if loop is None:
+        raise RuntimeError('the datagram transport has no loop any more')
     loop._add_handler(fd, callback, (), write)
 
 
 cdef _remove(CoreLoop loop, int fd, bint write):
+    if loop is None:
+        raise RuntimeError('the datagram transport has no loop any more')
     loop._remove_handler(fd, write)
 
 
@@ -82,17 +86,19 @@ class DatagramTransport(aio_transports._FlowControlMixin,
     def _stop_reading(self):
         if self._reading:
             self._reading = False
-            _remove(self._loop, self._sock_fd, False)
+            if self._loop is not None:
+                _remove(self._loop, self._sock_fd, False)
 
     def _start_writing(self):
-        if not self._writing:
+        if not self._writing and self._loop is not None and self._sock is not None:
             _add(self._loop, self._sock_fd, self._sendto_ready, True)
             self._writing = True
 
     def _stop_writing(self):
         if self._writing:
             self._writing = False
-            _remove(self._loop, self._sock_fd, True)
+            if self._loop is not None:
+                _remove(self._loop, self._sock_fd, True)
 
     # -- BaseTransport / ReadTransport ----------------------------------------
 
@@ -181,6 +187,11 @@ class DatagramTransport(aio_transports._FlowControlMixin,
             if self._protocol_connected:
                 self._protocol.connection_lost(exc)
         finally:
+            # A sendto() after close() on an unconnected endpoint may have
+            # queued a datagram and watched the socket for writing (as on
+            # asyncio): no watch outlives the socket.
+            self._stop_reading()
+            self._stop_writing()
             self._sock.close()
             self._sock = None
             self._protocol = None
@@ -215,7 +226,9 @@ class DatagramTransport(aio_transports._FlowControlMixin,
                 raise ValueError(
                     f'Invalid address: must be None or {self._address}')
             addr = self._address
-        if self._conn_lost and self._address:
+        if (self._conn_lost and self._address) or self._sock is None:
+            # (A socket already closed: dropped as after a loss, where
+            # asyncio fails with AttributeError.)
             if self._conn_lost >= aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 aio_logger.warning('socket.send() raised exception.')
             self._conn_lost += 1

@@ -492,6 +492,18 @@ cdef class StreamCore(IOTarget):
                 if joined:
                     b''.join(items)         # raises for what it cannot join
                 items[i] = memoryview(data)
+            if type(data) is not bytes:
+                # A buffer that cannot be sent as it is (not contiguous)
+                # fails the whole call before any of it is sent or queued,
+                # as write() does: all of it is accepted, or none.
+                if joined:
+                    try:
+                        _check_simple_buffer(items[i])
+                    except BufferError:
+                        b''.join(items)     # asyncio's error on this version
+                        raise
+                else:
+                    _check_simple_buffer(items[i])
         if joined:
             self._refuse_write('write')
             # write(b''.join(...)) returns on empty data before it looks at
@@ -1073,6 +1085,13 @@ class WritePipeTransport(StreamTransport):
 
     def resume_reading(self):
         raise NotImplementedError
+
+
+cdef int _check_simple_buffer(object data) except -1:
+    cdef Py_buffer view
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    PyBuffer_Release(&view)
+    return 0
 
 
 def _ready_methods(cls):
