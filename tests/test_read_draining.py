@@ -79,13 +79,37 @@ def wait_queued(sock, n):
         time.sleep(0.005)
 
 
+def send_waiting(a, b, payload, eof=False):
+    """Send payload (and the FIN, if eof) from a, and wait until all of it
+    waits in b's receive queue."""
+    a.sendall(payload)
+    if eof:
+        a.shutdown(socket.SHUT_WR)
+    wait_queued(b, len(payload))
+
+
+@contextlib.contextmanager
+def data_waiting(kind, payload, eof=False):
+    """The receiving socket of a fresh pair, with payload (and the FIN, if
+    eof) already waiting in it and the sender silent."""
+    with stream_pair(kind) as (a, b):
+        send_waiting(a, b, payload, eof)
+        yield b
+
+
+async def until_received(loop, count, n):
+    """Until count() reaches n bytes, for at most TIMEOUT seconds."""
+    deadline = loop.time() + TIMEOUT
+    while count() < n:
+        assert loop.time() < deadline, f"{count()} of {n} bytes arrived"
+        await asyncio.sleep(0.005)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_more_waiting_than_one_event_reads(loop, kind):
     # 2.5 MiB waiting: more than a transport reads per readable event.
     payload = os.urandom(2_500_000)
-    with stream_pair(kind) as (a, b):
-        a.sendall(payload)
-        wait_queued(b, len(payload))
+    with data_waiting(kind, payload) as b:
 
         async def main():
             tr, proto = await loop.create_connection(Recorder, sock=b)
@@ -102,10 +126,7 @@ def test_more_waiting_than_one_event_reads(loop, kind):
 @pytest.mark.parametrize("size", [3_000, 1_500_000])
 def test_data_and_eof_waiting_before_the_transport_exists(loop, kind, size):
     payload = os.urandom(size)
-    with stream_pair(kind) as (a, b):
-        a.sendall(payload)
-        a.shutdown(socket.SHUT_WR)
-        wait_queued(b, len(payload))
+    with data_waiting(kind, payload, eof=True) as b:
 
         async def main():
             tr, proto = await loop.create_connection(Recorder, sock=b)
@@ -126,9 +147,7 @@ def test_data_and_eof_arriving_together_while_reading(loop, kind):
         async def main():
             tr, proto = await loop.create_connection(Recorder, sock=b)
             await asyncio.sleep(0.02)
-            a.sendall(payload)
-            a.shutdown(socket.SHUT_WR)
-            wait_queued(b, len(payload))     # (blocks the loop meanwhile)
+            send_waiting(a, b, payload, eof=True)    # (blocks the loop meanwhile)
             assert await asyncio.wait_for(proto.lost, TIMEOUT) is None
             assert bytes(proto.data) == payload
             assert "eof_received" in proto.events
@@ -166,17 +185,12 @@ class TinyBuffers(asyncio.BufferedProtocol):
 @pytest.mark.parametrize("kind", KINDS)
 def test_small_buffered_protocol_reads_everything_waiting(loop, kind):
     payload = os.urandom(20_000)
-    with stream_pair(kind) as (a, b):
-        a.sendall(payload)
-        wait_queued(b, len(payload))
+    with data_waiting(kind, payload) as b:
 
         async def main():
             tr, proto = await loop.create_connection(TinyBuffers, sock=b)
             try:
-                deadline = loop.time() + TIMEOUT
-                while len(proto.data) < len(payload):
-                    assert loop.time() < deadline, f"{len(proto.data)} of {len(payload)}"
-                    await asyncio.sleep(0.005)
+                await until_received(loop, lambda: len(proto.data), len(payload))
                 assert bytes(proto.data) == payload
             finally:
                 tr.abort()
@@ -198,9 +212,7 @@ def test_pause_in_data_received_then_resume_later(loop, kind):
                 self.paused_at = len(self.data)
                 self.transport.pause_reading()
 
-    with stream_pair(kind) as (a, b):
-        a.sendall(payload)
-        wait_queued(b, len(payload))
+    with data_waiting(kind, payload) as b:
 
         async def main():
             tr, proto = await loop.create_connection(PausesOnce, sock=b)
@@ -222,9 +234,7 @@ def test_pause_in_data_received_then_resume_later(loop, kind):
 def test_switch_to_a_buffered_protocol_with_data_waiting(loop, kind):
     payload = os.urandom(300_000)
 
-    with stream_pair(kind) as (a, b):
-        a.sendall(payload)
-        wait_queued(b, len(payload))
+    with data_waiting(kind, payload) as b:
 
         async def main():
             nxt = TinyBuffers(1000)
@@ -238,11 +248,8 @@ def test_switch_to_a_buffered_protocol_with_data_waiting(loop, kind):
 
             tr, first = await loop.create_connection(Switches, sock=b)
             try:
-                deadline = loop.time() + TIMEOUT
-                while len(first.data) + len(nxt.data) < len(payload):
-                    assert loop.time() < deadline, \
-                        f"{len(first.data) + len(nxt.data)} of {len(payload)}"
-                    await asyncio.sleep(0.005)
+                await until_received(loop, lambda: len(first.data) + len(nxt.data),
+                                     len(payload))
                 assert bytes(first.data + nxt.data) == payload
             finally:
                 tr.abort()
@@ -272,9 +279,7 @@ def test_keyboard_interrupt_in_data_received_with_the_rest_waiting(loop, kind):
                 Interrupts.raised = True
                 raise KeyboardInterrupt
 
-    with stream_pair(kind) as (a, b):
-        a.sendall(payload)
-        wait_queued(b, len(payload))
+    with data_waiting(kind, payload) as b:
 
         async def start():
             await loop.create_connection(Interrupts, sock=b)
