@@ -643,3 +643,63 @@ def test_sendto_after_close_with_a_full_peer_leaves_no_watch(loop, loop_impl, re
         sender.close()
         if dup is not None:
             os.close(dup)
+
+
+@pytest.mark.xfail_uvloop(UVLOOP_NO_UNIX_DGRAM)
+def test_close_in_resume_writing_loses_the_connection_once(loop, loop_impl, request):
+    # A protocol that closes its endpoint from resume_writing() (the queue
+    # just drained): connection_lost(None) comes once, nothing reaches the
+    # exception handler.  asyncio calls _call_connection_lost twice there
+    # (from close() and again from its _sendto_ready), and the second call
+    # fails with AttributeError on the socket it already closed.
+    if loop_impl.kind == "asyncio":
+        request.applymarker(pytest.mark.xfail(
+            reason="asyncio bug: close() in resume_writing() loses the connection twice",
+            strict=True))
+
+    class ClosesOnResume(DatagramRecorder):
+        def __init__(self):
+            super().__init__()
+            self.losses = []
+
+        def resume_writing(self):
+            super().resume_writing()
+            self.transport.close()
+
+        def connection_lost(self, exc):
+            self.losses.append(exc)
+            if not self.lost.done():
+                self.lost.set_result(exc)
+
+    async def main():
+        contexts = []
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        with short_tmpdir() as d:
+            peer_path = os.path.join(d, "peer")
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as peer:
+                peer.bind(peer_path)
+                peer.setblocking(False)
+                tr, proto = await loop.create_datagram_endpoint(
+                    ClosesOnResume, remote_addr=peer_path, family=socket.AF_UNIX)
+                tr.set_write_buffer_limits(high=16 * 1024, low=0)
+                sent = 0
+                while not proto.pauses:
+                    assert sent < 100_000, "pause_writing() never called"
+                    tr.sendto(b"%08d" % sent + b"d" * 1016)
+                    sent += 1
+                received = []
+                while len(received) < sent:
+                    try:
+                        received.append(peer.recv(2048))
+                    except BlockingIOError:
+                        await asyncio.sleep(0.001)
+                assert [int(r[:8]) for r in received] == list(range(sent))
+                assert await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT / 2) is None
+                for _ in range(5):
+                    await asyncio.sleep(0.01)
+        assert proto.resumes == 1
+        assert proto.losses == [None]
+        assert contexts == []
+        assert tr.is_closing()
+
+    run(loop, main())

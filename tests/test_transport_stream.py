@@ -541,6 +541,40 @@ def test_flow_control_set_limits_pauses_at_once(loop):
     run(loop, main(), timeout=30)
 
 
+def test_close_in_resume_writing_loses_the_connection_once(loop, loop_impl, request):
+    # A protocol that closes its transport from resume_writing() (the
+    # buffer just drained): every byte reaches the peer, connection_lost(None)
+    # comes once and nothing reaches the exception handler.  asyncio runs
+    # _call_connection_lost twice there (scheduled by close(), then called
+    # by its _write_ready): the second fails with AttributeError.
+    if loop_impl.kind == "asyncio":
+        request.applymarker(pytest.mark.xfail(
+            reason="asyncio bug: close() in resume_writing() loses the connection twice",
+            strict=True))
+
+    class ClosesOnResume(Recorder):
+        def resume_writing(self):
+            super().resume_writing()
+            self.transport.close()
+
+    async def main():
+        contexts = []
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        async with transport_and_peer(loop, ClosesOnResume) as (tr, proto, peer):
+            tr.set_write_buffer_limits(high=64 * 1024, low=0)
+            written = _fill_until_paused(tr, proto, b"z" * (256 * 1024))
+            total, _ = await asyncio.wait_for(peer_read_to_eof(loop, peer), TIMEOUT)
+            assert total == written
+            assert await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT / 2) is None
+            for _ in range(5):
+                await asyncio.sleep(0.01)
+            assert proto.resumes == 1
+            assert proto.events.count("connection_lost") == 1
+            assert contexts == []
+
+    run(loop, main(), timeout=30)
+
+
 # ----------------------------------------------------- BufferedProtocol ----
 
 class Buffered(asyncio.BufferedProtocol):

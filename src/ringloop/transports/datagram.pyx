@@ -280,7 +280,9 @@ class DatagramTransport(aio_transports._FlowControlMixin,
         self._maybe_resume_protocol()
         if not self._buffer:
             self._stop_writing()
-            if self._closing:
+            # A close() from resume_writing() above has already scheduled
+            # connection_lost (the queue was empty by then): not twice.
+            if self._closing and not self._conn_lost:
                 self._call_connection_lost(None)
 
 
