@@ -1225,8 +1225,6 @@ cdef class CoreLoop:
             finally:
                 thread.join()
             return
-        # (stacklevel=1: this compiled coroutine has no frame of its own, so
-        # the first frame is the caller's, where asyncio's warning points.)
         if not _SDE_TIMEOUT_BOUNDS_WAIT:
             # 3.12 before gh-111358's fix (3.12.1 here): the jobs are waited
             # for whatever the timeout; it bounds the thread's join only.
@@ -1235,21 +1233,23 @@ cdef class CoreLoop:
             finally:
                 thread.join(timeout)
             if thread.is_alive():
-                warnings.warn("The executor did not finishing joining "
-                              f"its threads within {timeout} seconds.",
-                              RuntimeWarning, stacklevel=1)
-                self._default_executor.shutdown(wait=False)
+                self._executor_join_timed_out(timeout)
             return
         try:
             async with asyncio.timeout(timeout):
                 await future
         except TimeoutError:
-            warnings.warn("The executor did not finishing joining "
-                          f"its threads within {timeout} seconds.",
-                          RuntimeWarning, stacklevel=1)
-            self._default_executor.shutdown(wait=False)
+            self._executor_join_timed_out(timeout)
         else:
             thread.join()
+
+    cdef _executor_join_timed_out(self, timeout):
+        # asyncio's words, its typo included.  (A cdef method has no frame:
+        # stacklevel=1 is the caller's line, as asyncio's warning gives.)
+        warnings.warn("The executor did not finishing joining "
+                      f"its threads within {timeout} seconds.",
+                      RuntimeWarning, stacklevel=1)
+        self._default_executor.shutdown(wait=False)
 
     def _do_shutdown(self, future):
         try:
