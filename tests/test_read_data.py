@@ -3,8 +3,10 @@ is intact and stays intact whatever the protocol does with it (keeps it,
 keeps a view or a slice of it, hashes it, drops it), on sockets and pipes.
 
 ringloop refills the bytes object of the previous read when the protocol
-kept no reference to it (a libc allocation saved per read); these tests
-are what that must never show."""
+kept no reference to it (a libc allocation saved per read), and a socket
+whose reads come in large has them written straight into the bytes object
+(a copy saved), cut to size afterwards; these tests are what that must
+never show."""
 
 import asyncio
 import os
@@ -15,8 +17,13 @@ import pytest
 from tests.support import run
 
 # Same-size messages (so that a refill can happen), then sizes around them,
-# larger and smaller, then tiny ones.
-PAYLOAD_SIZES = [1024] * 12 + [1000, 1024, 900, 1100, 4000, 3900, 600, 2, 1, 1024]
+# larger and smaller, then tiny ones; then large ones (a socket's reads of
+# 32 KiB and more go straight into the bytes object: same-size ones, some
+# that fill the 128 KiB read buffer, sizes in between and small ones again).
+PAYLOAD_SIZES = ([1024] * 12 + [1000, 1024, 900, 1100, 4000, 3900, 600, 2, 1, 1024]
+                 + [100_000] * 4 + [131_072] * 3 + [200_000, 70_000, 20_000, 40_000,
+                                                    5_000, 100_000, 17_000, 131_000,
+                                                    1024, 50_000, 3])
 
 
 def payloads():
@@ -53,13 +60,25 @@ class Recorder(asyncio.Protocol):
             await self.waiter
 
 
+async def _write_all(write, m):
+    # Non-blocking: a message larger than the socket's or pipe's buffer
+    # goes out as the loop (same thread) reads it.
+    view = memoryview(m)
+    while view:
+        try:
+            view = view[write(view):]
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
+
+
 async def _exchange_socket(loop, on_data, messages):
     a, b = socket.socketpair()
+    b.setblocking(False)
     try:
         tr, proto = await loop.connect_accepted_socket(lambda: Recorder(on_data), a)
         total = 0
         for m in messages:
-            b.sendall(m)
+            await _write_all(b.send, m)
             total += len(m)
             await proto.until(total)       # one message in flight at a time
         tr.close()
@@ -71,11 +90,12 @@ async def _exchange_socket(loop, on_data, messages):
 async def _exchange_pipe(loop, on_data, messages):
     rfd, wfd = os.pipe()
     rfile = os.fdopen(rfd, "rb", buffering=0)
+    os.set_blocking(wfd, False)
     try:
         tr, proto = await loop.connect_read_pipe(lambda: Recorder(on_data), rfile)
         total = 0
         for m in messages:
-            os.write(wfd, m)
+            await _write_all(lambda v: os.write(wfd, v), m)
             total += len(m)
             await proto.until(total)
         tr.close()
@@ -153,3 +173,30 @@ def test_a_dropped_read_object_is_refilled_for_the_next_read(loop, exchange):
     ids = []
     run(loop, exchange(loop, lambda d: ids.append(id(d)), payloads()[:12]))
     assert len(set(ids)) < len(ids)
+
+
+@pytest.mark.ringloop_only
+def test_large_reads_kept_by_the_protocol_waste_little_memory():
+    # A protocol that keeps every large read (a list of chunks): the objects
+    # written straight into are cut to their data, so what they hold is at
+    # most 1/8 more than the data (plus the object headers).
+    import tracemalloc
+    import ringloop
+
+    sizes = [100_000, 90_000, 120_000, 70_000, 40_000, 131_072, 60_000, 33_000] * 8
+    msgs = [os.urandom(n) for n in sizes]
+    kept = []
+    loop = ringloop.SelectorEventLoop()
+    try:
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            run(loop, _exchange_socket(loop, kept.append, msgs))
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    finally:
+        loop.close()
+    data = sum(map(len, kept))
+    assert b"".join(kept) == b"".join(msgs)
+    assert data <= held <= data * 9 // 8 + 64 * 1024 + len(kept) * 64, (held, data)

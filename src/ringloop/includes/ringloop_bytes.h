@@ -1,8 +1,7 @@
-/* rl_bytes_refill(b, src, n): make the bytes object b hold src[0:n].
- *
- * Only for a bytes object nobody else can see (the loop's spare: a read's
- * `bytes` that came back from data_received() with no other reference),
- * allocated for at least n bytes.  Keeps the invariants of PyBytesObject:
+/* Bytes objects the loop writes into: only ones nobody else can see (the
+ * loop's spare, a read's `bytes` that came back from data_received() with
+ * no other reference, or one it just made), allocated for at least the n
+ * bytes they get.  They keep the invariants of PyBytesObject:
  * ob_sval[ob_size] == 0 and ob_shash is -1 (not computed) for the new
  * contents.  The allocation itself is untouched, so the object is freed as
  * any bytes object is. */
@@ -12,11 +11,12 @@
 #include <Python.h>
 #include <string.h>
 
+/* rl_bytes_set_size(b, n): b now holds the first n bytes written into it
+ * in place. */
 static inline void
-rl_bytes_refill(PyObject *b, const char *src, Py_ssize_t n)
+rl_bytes_set_size(PyObject *b, Py_ssize_t n)
 {
     PyBytesObject *o = (PyBytesObject *)b;
-    memcpy(o->ob_sval, src, (size_t)n);
     o->ob_sval[n] = '\0';
     Py_SET_SIZE(o, n);
 #if defined(__GNUC__) || defined(__clang__)
@@ -27,6 +27,25 @@ rl_bytes_refill(PyObject *b, const char *src, Py_ssize_t n)
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+}
+
+/* rl_bytes_refill(b, src, n): b now holds src[0:n]. */
+static inline void
+rl_bytes_refill(PyObject *b, const char *src, Py_ssize_t n)
+{
+    memcpy(((PyBytesObject *)b)->ob_sval, src, (size_t)n);
+    rl_bytes_set_size(b, n);
+}
+
+/* rl_bytes_shrunk(b, n): b, whose only reference the caller hands over,
+ * cut to its first n bytes with _PyBytes_Resize (a realloc that shrinks in
+ * place: nothing is copied); a new reference, or NULL with an exception. */
+static inline PyObject *
+rl_bytes_shrunk(PyObject *b, Py_ssize_t n)
+{
+    if (_PyBytes_Resize(&b, n) < 0)
+        return NULL;
+    return b;
 }
 
 #endif

@@ -24,6 +24,7 @@ cdef class StreamCore(IOTarget):
         # --- state ------------------------------------------------------
         bint closing              # close() called (or a fatal error)
         bint paused               # pause_reading()
+        bint large_reads          # reads go straight into the bytes (stream.pyx)
         bint eof                  # write_eof() called
         bint protocol_connected
         public bint protocol_paused   # pause_writing() sent, resume not yet

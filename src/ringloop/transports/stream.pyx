@@ -35,7 +35,7 @@ from asyncio import transports as aio_transports
 from asyncio.log import logger as aio_logger
 
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
-from cpython.ref cimport Py_REFCNT
+from cpython.ref cimport PyObject, Py_REFCNT, Py_INCREF, Py_DECREF
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.mem cimport PyMem_RawMalloc
 from libc.string cimport memset
@@ -45,6 +45,8 @@ cdef extern from "Python.h":
 
 cdef extern from "ringloop_bytes.h":
     void rl_bytes_refill(object b, const char *src, Py_ssize_t n)
+    void rl_bytes_set_size(object b, Py_ssize_t n)
+    PyObject *rl_bytes_shrunk(PyObject *b, Py_ssize_t n) except NULL
 
 cdef extern from "ringloop_call.h":
     object rl_call_method1(object obj, object name, object arg)
@@ -72,7 +74,8 @@ cdef int SOCK_STREAM = socket.SOCK_STREAM
 # The sockets are non-blocking: send/recv/sendmsg are called with the GIL
 # held (releasing it would cost more than the call).
 # Reads go into one buffer per loop (the data is copied into the bytes
-# handed to data_received), as large as asyncio's per-read buffer.
+# handed to data_received), as large as asyncio's per-read buffer; a socket
+# whose reads come in large goes straight into the bytes instead.
 cdef Py_ssize_t READ_SIZE = 128 * 1024
 # iovecs per sendmsg(): IOV_MAX, but never a large stack array.
 cdef enum:
@@ -82,6 +85,11 @@ cdef enum:
     # "full" is for a pipe (Linux's default pipe capacity).
     MAX_IO_PER_EVENT = 8
     PIPE_FULL = 65536
+    # A socket read of LARGE_READ bytes or more: the next reads go straight
+    # into the bytes object data_received() gets, until one brings less
+    # than LARGE_READ_END.
+    LARGE_READ = 32768
+    LARGE_READ_END = 16384
 
 
 cdef Py_ssize_t _nbytes(object data) except -1:
@@ -231,7 +239,8 @@ cdef class StreamCore(IOTarget):
     cdef int on_readable(self) except -1:
         cdef CoreLoop loop = self.loop
         cdef Py_ssize_t n, spare_cap
-        cdef int reads = 0
+        cdef int reads = 0, err
+        cdef PyObject *shrunk
         if self.conn_lost:
             return 0
         if self.pipe_writer:
@@ -248,26 +257,69 @@ cdef class StreamCore(IOTarget):
                 raise MemoryError()
             loop.rbuf_size = READ_SIZE
         while True:
-            n = self._recv(loop.rbuf, loop.rbuf_size)
-            if n <= 0:
-                return self._read_failed(n, errno)
-            reads += 1
-            # A read of more than 479 bytes is a libc malloc() and free()
-            # (beyond pymalloc, and from 1,033 beyond glibc's per-thread
-            # cache: ~500 instructions, a fifth of a 1 KiB echo request).
-            # The bytes object of the previous read, if the protocol kept no
-            # reference to it, is refilled instead: nobody else can see it,
-            # and only one of a close size is reused (at most 1/8 + 64 bytes
-            # larger than the data), so a kept object wastes little.
-            spare_cap = loop.spare_cap
-            if (loop.spare_bytes is not None and n <= spare_cap
-                    and spare_cap - n <= (n >> 3) + 64):
-                data = loop.spare_bytes
-                loop.spare_bytes = None
-                rl_bytes_refill(data, loop.rbuf, n)
+            if self.large_reads:
+                # Large reads: the copy out of the loop's buffer would cost
+                # more than the allocation it saves (at 100 KiB, ~15% of
+                # the server's CPU), so the kernel writes straight into the
+                # bytes object: the spare if it is of the buffer's size,
+                # else a new one.
+                if loop.spare_bytes is not None and loop.spare_cap == READ_SIZE:
+                    data = loop.spare_bytes
+                    loop.spare_bytes = None
+                else:
+                    data = PyBytes_FromStringAndSize(NULL, READ_SIZE)
+                n = self._recv(PyBytes_AS_STRING(data), READ_SIZE)
+                if n <= 0:
+                    err = errno
+                    loop.spare_bytes = data
+                    loop.spare_cap = READ_SIZE
+                    return self._read_failed(n, err)
+                reads += 1
+                # Then cut to what came, so that a protocol keeping it
+                # wastes at most 1/8: in place, or shrunk by a realloc (no
+                # copy either), or, for a small read, copied out as usual
+                # (the large object stays the spare) and this mode ends.
+                if n >= READ_SIZE - (READ_SIZE >> 3):
+                    rl_bytes_set_size(data, n)
+                    spare_cap = READ_SIZE
+                elif n >= LARGE_READ_END:
+                    shrunk = <PyObject *>data
+                    Py_INCREF(data)        # handed over: data's goes below
+                    data = None
+                    shrunk = rl_bytes_shrunk(shrunk, n)
+                    data = <object>shrunk
+                    Py_DECREF(data)        # (the reference handed back)
+                    spare_cap = n
+                else:
+                    self.large_reads = False
+                    loop.spare_bytes = data
+                    loop.spare_cap = READ_SIZE
+                    data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n)
+                    spare_cap = n
             else:
-                data = PyBytes_FromStringAndSize(loop.rbuf, n)
-                spare_cap = n
+                n = self._recv(loop.rbuf, loop.rbuf_size)
+                if n <= 0:
+                    return self._read_failed(n, errno)
+                reads += 1
+                if n >= LARGE_READ and not self.pipe:
+                    self.large_reads = True
+                # A read of more than 479 bytes is a libc malloc() and free()
+                # (beyond pymalloc, and from 1,033 beyond glibc's per-thread
+                # cache: ~500 instructions, a fifth of a 1 KiB echo request).
+                # The bytes object of the previous read, if the protocol kept
+                # no reference to it, is refilled instead: nobody else can
+                # see it, and only one of a close size is reused (at most 1/8
+                # + 64 bytes larger than the data), so a kept object wastes
+                # little.
+                spare_cap = loop.spare_cap
+                if (loop.spare_bytes is not None and n <= spare_cap
+                        and spare_cap - n <= (n >> 3) + 64):
+                    data = loop.spare_bytes
+                    loop.spare_bytes = None
+                    rl_bytes_refill(data, loop.rbuf, n)
+                else:
+                    data = PyBytes_FromStringAndSize(loop.rbuf, n)
+                    spare_cap = n
             if self.pipe:
                 # As asyncio's pipe transport: a protocol error is reported
                 # (the IOHandle's exception handler call), reading goes on.
