@@ -72,6 +72,7 @@ cdef class CoreLoop:
         double stat_poll_time
 
     cdef inline int _check_closed(self) except -1
+    cpdef object _take_received(self, int fd)
     cdef _executor_join_timed_out(self, timeout)
     cdef inline object _running_kw(self)
     cdef object _new_future(self)

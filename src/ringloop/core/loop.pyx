@@ -1422,6 +1422,13 @@ cdef class CoreLoop:
         self._ensure_fd_no_transport(fd)
         return self._remove_writer(fd)
 
+    cpdef object _take_received(self, int fd):
+        # Data read from fd's socket that nobody got yet, as [(bytes,
+        # address)...] oldest first, for a transport the socket now becomes
+        # (ProactorEventLoop: what a cancelled sock_recv* had received);
+        # None here, where reads leave what they do not take in the kernel.
+        return None
+
     def _ensure_fd_no_transport(self, fd):
         # Transports register their fds in _transports (fd -> transport,
         # weakly) so that add_reader & co cannot steal a live transport's

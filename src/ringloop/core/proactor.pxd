@@ -11,3 +11,4 @@ cdef class ProactorCore(CoreLoop):
     cdef bint _ring_socket(self, object sock, str method)
     cdef object _op_future(self)
     cdef int _cancel_op(self, op) except -1
+    cpdef object _take_received(self, int fd)

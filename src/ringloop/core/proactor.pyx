@@ -103,6 +103,13 @@ cdef class ProactorCore(CoreLoop):
         # fd (a closed socket's number may belong to another one by now).
         return _has_result(fut) and sock.fileno() == fd
 
+    cpdef object _take_received(self, int fd):
+        # What cancelled receives took on this socket (still the socket
+        # that had the fd then: the driver checks), for its new transport.
+        if self.uring is None or not self.uring.recv_stash:
+            return None
+        return self.uring.take_recv_stash_items(fd)
+
     cdef int _check_sock_free(self, object sock) except -1:
         # The selector loop (as asyncio's) refuses a transport's socket when
         # a sock_* call has to wait; a ring operation always may, so the
@@ -272,41 +279,14 @@ cdef class ProactorCore(CoreLoop):
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking.
 
-        A connection already queued is taken at once with accept(2), so a
-        burst of connections is accepted without a loop iteration each; the
-        ring ACCEPT waits when the queue is empty.  Connections a cancelled
-        accept took first (the stash) are handed out before new ones."""
-        if not self._ring_socket(sock, 'accept'):
-            return await CoreLoop.sock_accept(self, sock)
-        self._check_sock_free(sock)
-        fd = sock.fileno()
-        if sock.gettimeout() == 0 and not self.uring.has_stash(fd):
-            try:
-                conn, address = sock.accept()
-            except (BlockingIOError, InterruptedError):
-                pass
-            else:
-                conn.setblocking(False)
-                return conn, address
-        fut = self._op_future()
-        op = self.uring.op_accept(fd, fut)
-        try:
-            conn_fd, address = await fut
-        except BaseException:
-            if self._taken(sock, fd, fut):
-                conn_fd, address = fut.result()
-                self.uring.restore_accept(fd, conn_fd, address)
-            elif _has_result(fut):
-                import os
-                os.close(fut.result()[0])     # the listener is closed: no one to hand it to
-            else:
-                self._cancel_op(op)
-            raise
-        try:
-            conn = sock_socket(sock.family, sock.type, sock.proto, fileno=conn_fd)
-        except BaseException:
-            import os
-            os.close(conn_fd)
-            raise
-        conn.setblocking(False)
-        return conn, address
+        Waits for the listener's readiness (a POLL_ADD) and accepts with
+        accept(2), as the selector kind does, not with a ring ACCEPT: an
+        accept cancelled (a timeout, a task cancelled, a listener closed
+        meanwhile) then takes nothing, and a connection it did not get
+        stays in the kernel's queue for the next accept, as on asyncio.  (A
+        ring ACCEPT that completes in the same instant as its cancellation
+        has taken the connection already, and no one may be left to give it
+        to.)  Accepting is not on a hot path."""
+        if self._ring_socket(sock, 'accept'):
+            self._check_sock_free(sock)
+        return await CoreLoop.sock_accept(self, sock)

@@ -73,10 +73,15 @@
 # Stashes (nothing lost to a cancellation race): a recv whose CQE brings
 # data after its future was cancelled keeps the bytes per fd; the next
 # op_recv*/op_recvfrom* on that fd returns them first (before any newer
-# data, message boundaries kept for datagram sockets).  An accept that
-# completes after cancellation stashes (conn_fd, addr) for the next
-# op_accept on that listening fd.  The loop may also query/take them:
+# data, message boundaries kept for datagram sockets).  A stash belongs to
+# the socket (st_dev, st_ino) that had the fd when the op was cancelled:
+# once the number is another socket's, the bytes are dropped, never handed
+# to it.  An accept that completes after cancellation stashes (conn_fd,
+# addr) for the next op_accept on that listening fd (the loop's sock_accept
+# waits for readiness instead, so that a cancelled accept takes nothing).
+# The loop may also query/take them:
 #     has_stash(fd) -> bint;  take_recv_stash(fd) -> bytes or None
+#     take_recv_stash_items(fd) -> list of (bytes, addr) or None
 #     take_accept_stash(fd) -> list of (conn_fd, addr) (caller owns fds)
 # A receive or accept whose future got its result, but whose awaiting task
 # was cancelled before it resumed, hands the result back to the front of
@@ -155,6 +160,8 @@ cdef class UringOp:
         msghdr msg
         iovec iov
         object addr_obj           # caller's address (connect error text)
+        unsigned long long id_dev # its socket's identity when cancelled (OPF_IDENT)
+        unsigned long long id_ino
 
         # --- poll requests -------------------------------------------------
         _WatchState ws            # None once detached (interest dropped)
@@ -226,7 +233,7 @@ cdef class UringDriver(Driver):
         int nready
 
         # --- stashes -------------------------------------------------------------
-        dict recv_stash               # fd -> [is_stream, list of (bytes, addr)]
+        dict recv_stash               # fd -> [is_stream, list of (bytes, addr), identity]
         dict accept_stash             # fd -> list of (conn_fd, addr)
 
         # --- statistics ----------------------------------------------------------
@@ -285,7 +292,8 @@ cdef class UringDriver(Driver):
     cdef int _op_cqe(self, UringOp op, int res, unsigned flags) except -1
     cdef int _finish(self, UringOp op, int res) except -1
     cdef int _stash_recv(self, UringOp op, bytes data, object addr) except -1
-    cdef list _stash_entry(self, int fd)
+    cdef list _stash_entry(self, int fd, object ident)
+    cdef bint _stash_live(self, int fd) except -1
     cdef object _from_stash(self, int fd, Py_ssize_t n, bint want_addr)
     cdef int _abandon_all(self, str why, bint cancel_futures) except -1
 
@@ -305,6 +313,7 @@ cdef class UringDriver(Driver):
     cdef int forget_fd(self, int fd) except -1
     cdef bint has_stash(self, int fd)
     cdef object take_recv_stash(self, int fd)
+    cdef object take_recv_stash_items(self, int fd)
     cdef list take_accept_stash(self, int fd)
     cdef int restore_recv(self, int fd, bytes data, object addr) except -1
     cdef int restore_accept(self, int fd, int conn_fd, object addr) except -1

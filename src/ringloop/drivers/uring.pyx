@@ -104,6 +104,7 @@ cdef extern from "<errno.h>" nogil:
         EINPROGRESS
         EEXIST
 from libc.math cimport floor
+from posix.stat cimport struct_stat, fstat
 
 from ringloop.drivers.base cimport Driver, FdWatch, EV_READ, EV_WRITE
 from ringloop.includes.uring cimport *
@@ -139,6 +140,7 @@ cdef enum:
     OPF_FORGOTTEN = 1       # forget_fd() cancelled it: drop late results
     OPF_POLLWAIT = 2        # waiting on its own POLL_ADD after -EAGAIN
     OPF_MULTI = 8           # a multishot POLL_ADD
+    OPF_IDENT = 16          # id_dev/id_ino: its socket's identity when cancelled
 
 # user_data tags (low 3 bits; op objects are at least 8-aligned)
 cdef enum:
@@ -471,6 +473,14 @@ cdef inline uint64_t _ud(UringOp op):
 
 # --------------------------------------------------------------------------
 # the driver
+
+cdef object _fd_identity(int fd):
+    # (st_dev, st_ino) of what the fd refers to, or None if it is closed.
+    cdef struct_stat st
+    if fstat(fd, &st) < 0:
+        return None
+    return (<unsigned long long>st.st_dev, <unsigned long long>st.st_ino)
+
 
 cdef class UringDriver(Driver):
 
@@ -1447,7 +1457,7 @@ cdef class UringDriver(Driver):
                 data = <object>p
                 Py_DECREF(<object>p)
                 addr = _make_addr(&op.addr, op.msg.msg_namelen) if k == OPK_RECVFROM else None
-                if not wanted or self.recv_stash:
+                if not wanted or self._stash_live(op.fd):
                     if res > 0 and not forgotten and not self.closing:
                         self._stash_recv(op, data, addr)
                     if wanted:
@@ -1456,7 +1466,7 @@ cdef class UringDriver(Driver):
                 value = (data, addr) if k == OPK_RECVFROM else data
             elif k == OPK_RECV_INTO or k == OPK_RECVFROM_INTO:
                 addr = _make_addr(&op.addr, op.msg.msg_namelen) if k == OPK_RECVFROM_INTO else None
-                if not wanted or self.recv_stash:
+                if not wanted or self._stash_live(op.fd):
                     if res > 0 and not forgotten and not self.closing:
                         self._stash_recv(op, PyBytes_FromStringAndSize(<char *>op.view.buf, res), addr)
                     if wanted:
@@ -1502,20 +1512,50 @@ cdef class UringDriver(Driver):
             op.addr_obj = None
         return 0
 
-    cdef list _stash_entry(self, int fd):
-        # [is a stream socket, [(bytes, addr)...] oldest first]
+    # A stash belongs to the socket that had the fd when its bytes were
+    # received, known by its identity (st_dev, st_ino): a closed socket's
+    # number may be another socket's by the time anyone asks, and that one
+    # must never get the bytes (they are dropped, as a closed socket's
+    # unread data is).  fstat() only on these rare paths: a cancellation,
+    # a stash made or used.
+
+    cdef list _stash_entry(self, int fd, object ident):
+        # [is a stream socket, [(bytes, addr)...] oldest first, identity]
         cdef int sotype = 0
         cdef socklen_t sl = sizeof(int)
         entry = self.recv_stash.get(fd)
+        if entry is not None and entry[2] != ident:
+            entry = None                # a closed socket's leftovers
         if entry is None:
             if getsockopt(fd, SOL_SOCKET, SO_TYPE, &sotype, &sl) < 0:
                 sotype = SOCK_STREAM
-            entry = [sotype == SOCK_STREAM, []]
+            entry = [sotype == SOCK_STREAM, [], ident]
             self.recv_stash[fd] = entry
         return entry
 
+    cdef bint _stash_live(self, int fd) except -1:
+        # This fd has a stash, made while the socket that has it now had it;
+        # a stale one is dropped.
+        if not self.recv_stash:
+            return False
+        entry = self.recv_stash.get(fd)
+        if entry is None:
+            return False
+        if entry[2] != _fd_identity(fd) or not entry[1]:
+            del self.recv_stash[fd]
+            return False
+        return True
+
     cdef int _stash_recv(self, UringOp op, bytes data, object addr) except -1:
-        self._stash_entry(op.fd)[1].append((data, addr))
+        # What a receive brought for nobody (its future was cancelled): kept
+        # for the next receive on the socket, unless the fd's number no
+        # longer belongs to the socket it was cancelled on.
+        ident = _fd_identity(op.fd)
+        if ident is None:
+            return 0
+        if op.oflags & OPF_IDENT and ident != (op.id_dev, op.id_ino):
+            return 0
+        self._stash_entry(op.fd, ident)[1].append((data, addr))
         self.st_stashed += 1
         return 0
 
@@ -1525,7 +1565,10 @@ cdef class UringDriver(Driver):
         # datagram socket it is a message of its own.
         if self.closing or self.closed:
             return 0
-        entry = self._stash_entry(fd)
+        ident = _fd_identity(fd)
+        if ident is None:
+            return 0
+        entry = self._stash_entry(fd, ident)
         if entry[0] and not data:
             if not entry[1]:
                 del self.recv_stash[fd]
@@ -1545,9 +1588,9 @@ cdef class UringDriver(Driver):
     cdef object _from_stash(self, int fd, Py_ssize_t n, bint want_addr):
         # Oldest stashed data first: (bytes, addr) or None.  Streams hand out
         # up to n bytes across chunks; datagrams one message, truncated to n.
-        entry = self.recv_stash.get(fd)
-        if entry is None:
+        if not self._stash_live(fd):
             return None
+        entry = self.recv_stash[fd]
         chunks = entry[1]
         if not chunks:
             del self.recv_stash[fd]
@@ -1590,7 +1633,7 @@ cdef class UringDriver(Driver):
         if nbytes < 0:
             raise ValueError("negative buffersize in recvfrom" if want_addr
                              else "negative buffersize in recv")
-        if self.recv_stash and fd in self.recv_stash:
+        if self.recv_stash:
             got = self._from_stash(fd, nbytes, want_addr)
             if got is not None:
                 if not fut.done():
@@ -1625,7 +1668,7 @@ cdef class UringDriver(Driver):
             raise ValueError("buffer too small for requested bytes" if kind == OPK_RECV_INTO
                              else "nbytes is greater than the length of the buffer")
         op.nbytes = nbytes
-        if self.recv_stash and fd in self.recv_stash:
+        if self.recv_stash:
             got = self._from_stash(fd, nbytes, True)
             if got is not None:
                 n = len(got[0])
@@ -1703,6 +1746,12 @@ cdef class UringDriver(Driver):
         if op is None or op.state != ST_SUBMITTED:
             return 0
         self._check_usable()
+        if op.kind in (OPK_RECV, OPK_RECVFROM, OPK_RECV_INTO, OPK_RECVFROM_INTO):
+            # What it may still bring belongs to the socket it runs on now.
+            ident = _fd_identity(op.fd)
+            if ident is not None:
+                op.id_dev, op.id_ino = ident
+                op.oflags |= OPF_IDENT
         op.state = ST_CANCELLING
         self._cancel_req(op, False)
         if not self.closing:
@@ -1727,13 +1776,19 @@ cdef class UringDriver(Driver):
         return 0
 
     cdef bint has_stash(self, int fd):
-        return (fd in self.recv_stash) or (fd in self.accept_stash)
+        return self._stash_live(fd) or (fd in self.accept_stash)
 
     cdef object take_recv_stash(self, int fd):
-        entry = self.recv_stash.pop(fd, None)
-        if entry is None:
+        items = self.take_recv_stash_items(fd)
+        if items is None:
             return None
-        return b"".join([c[0] for c in entry[1]])
+        return b"".join([c[0] for c in items])
+
+    cdef object take_recv_stash_items(self, int fd):
+        # [(bytes, addr)...] oldest first, or None.
+        if not self._stash_live(fd):
+            return None
+        return self.recv_stash.pop(fd)[1]
 
     cdef list take_accept_stash(self, int fd):
         return self.accept_stash.pop(fd, [])

@@ -58,6 +58,10 @@ class DatagramTransport(aio_transports._FlowControlMixin,
         self._buffer_size = 0
         loop._transports[self._sock_fd] = self
         loop.call_soon(self._protocol.connection_made, self)
+        held = loop._take_received(self._sock_fd)
+        if held is not None:
+            for data, addr in held:
+                loop.call_soon(self._deliver_held, data, addr)
         loop.call_soon(self._start_reading)
         if waiter is not None:
             loop.call_soon(aio_set_result_unless_cancelled, waiter, None)
@@ -198,6 +202,15 @@ class DatagramTransport(aio_transports._FlowControlMixin,
             self._loop = None
 
     # -- datagrams ---------------------------------------------------------------
+
+    def _deliver_held(self, data, addr):
+        # A datagram taken from the socket before it became this transport's
+        # (on ProactorEventLoop, what a cancelled sock_recv* had received):
+        # the protocol gets it first, as it would have from the kernel, and
+        # its errors go where _read_ready's do.
+        if self._conn_lost or self._closing:
+            return
+        self._protocol.datagram_received(data, self._address if addr is None else addr)
 
     def _read_ready(self):
         if self._conn_lost:

@@ -25,6 +25,7 @@ cdef class StreamCore(IOTarget):
         bint closing              # close() called (or a fatal error)
         bint paused               # pause_reading()
         bint large_reads          # reads go straight into the bytes (stream.pyx)
+        object held               # bytes read before the transport existed, or None
         bint eof                  # write_eof() called
         bint protocol_connected
         public bint protocol_paused   # pause_writing() sent, resume not yet

@@ -234,7 +234,41 @@ cdef class StreamCore(IOTarget):
 
     def _add_reader_cb(self):
         # Scheduled right after connection_made, as asyncio does.
+        if self.held is not None:
+            self._deliver_held()
         self._start_reading()
+
+    def _deliver_held(self):
+        # Bytes taken from the socket's kernel queue before it became this
+        # transport's (on ProactorEventLoop, what a cancelled sock_recv had
+        # already received): the protocol gets them first, as it would have
+        # from the kernel; not while reading is paused.
+        if self.held is None or self.paused or self.closing or self.conn_lost:
+            return
+        data = self.held
+        self.held = None
+        try:
+            if self.buffered:
+                view = memoryview(data)
+                while view:
+                    buf = rl_call_method1(self.protocol, 'get_buffer', len(view))
+                    with memoryview(buf) as m, m.cast('B') as b:
+                        n = min(len(b), len(view))
+                        if n == 0:
+                            raise RuntimeError('get_buffer() returned an empty buffer')
+                        b[:n] = view[:n]
+                    rl_call_method1(self.protocol, 'buffer_updated', n)
+                    view = view[n:]
+                    if self.closing or self.paused:
+                        if view:
+                            self.held = bytes(view)
+                        return
+            else:
+                rl_call_method1(self.protocol, 'data_received', data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
 
     cdef int on_readable(self) except -1:
         cdef CoreLoop loop = self.loop
@@ -436,6 +470,8 @@ cdef class StreamCore(IOTarget):
         if self.closing or not self.paused:
             return
         self.paused = False
+        if self.held is not None:
+            self.loop.call_soon(self._deliver_held)
         self._start_reading()
         if self.loop.debug:
             aio_logger.debug("%r resumes reading", self.transport)
@@ -1085,6 +1121,9 @@ def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
         # server was closed in the protocol factory) never detaches.
         core.server = server
     loop._transports[core.fd] = transport
+    held = loop._take_received(core.fd)
+    if held is not None:
+        core.held = b"".join([chunk for chunk, _ in held])
     loop.call_soon(protocol.connection_made, transport)
     loop.call_soon(core._add_reader_cb)
     if waiter is not None:
