@@ -231,6 +231,78 @@ def test_debug_exception_context_has_source_traceback(loop, caplog):
     assert any("test_debug_exception_context_has_source_traceback" in str(f) for f in tb)
 
 
+def test_debug_reader_and_signal_handles_record_their_origin(loop):
+    # add_reader()'s and add_signal_handler()'s handles, like call_soon()'s,
+    # record where they were made in debug mode: their repr says "created
+    # at", an error in their callback carries the source traceback.
+    import os
+    import signal
+    loop.set_debug(True)
+    contexts = []
+    loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+    r, w = os.pipe()
+
+    def bad_reader():
+        os.read(r, 1)
+        raise ValueError("reader")
+
+    def bad_signal():
+        raise ValueError("signal")
+
+    async def main():
+        loop.add_reader(r, bad_reader)
+        loop.add_signal_handler(signal.SIGUSR1, bad_signal)
+        os.write(w, b"x")
+        os.kill(os.getpid(), signal.SIGUSR1)
+        for _ in range(50):
+            if len(contexts) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        loop.remove_reader(r)
+        loop.remove_signal_handler(signal.SIGUSR1)
+
+    try:
+        run(loop, main())
+    finally:
+        os.close(r)
+        os.close(w)
+    assert sorted(str(c["exception"]) for c in contexts) == ["reader", "signal"]
+    for ctx in contexts:
+        assert "created at" in repr(ctx["handle"]), ctx
+        tb = ctx.get("source_traceback")
+        assert tb and any("main" == f.name for f in tb), ctx
+
+
+@pytest.mark.xfail_uvloop("its log has no handle_traceback")
+def test_debug_transport_read_error_log_says_where_its_handle_was_made(loop, caplog):
+    # A protocol error in data_received, reported by the default handler in
+    # debug mode: asyncio adds the I/O handle's origin (handle_traceback).
+    import socket
+
+    class Bad(asyncio.Protocol):
+        def data_received(self, data):
+            raise ValueError("protocol")
+
+    async def main():
+        loop.set_debug(True)
+        a, b = socket.socketpair()
+        try:
+            tr, _ = await loop.connect_accepted_socket(Bad, a)
+            b.sendall(b"x")
+            for _ in range(50):
+                if tr.is_closing():
+                    break
+                await asyncio.sleep(0.01)
+            tr.close()
+        finally:
+            b.close()
+
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        run(loop, main())
+    logged = [r.getMessage() for r in caplog.records if "data_received" in r.getMessage()]
+    assert logged and "handle_traceback: Handle created at" in logged[0], logged
+
+
 def test_set_debug_while_running_enables_tracking(loop):
     seen = []
 

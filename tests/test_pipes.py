@@ -1045,3 +1045,20 @@ def test_pipe_transport_repr_says_what_it_waits_for(loop):
     assert "polling" in reading and "idle" not in reading
     assert "idle" in paused
     assert "bufsize=0" in writing
+
+
+@pytest.mark.xfail_uvloop("uvloop's reprs say closed=/reading=")
+def test_closed_pipe_transport_repr_as_asyncio(loop):
+    """asyncio's pipe transports say 'closed' twice once closed."""
+    async def main():
+        async with pipe_files() as (rf, wf):
+            rt, rp = await connect_read(loop, Recorder, rf)
+            wt, wp = await connect_write(loop, Recorder, wf)
+            fds = rf.fileno(), wf.fileno()
+            wt.close()
+            rt.close()
+            await asyncio.wait_for(asyncio.gather(rp.lost, wp.lost), TIMEOUT)
+            return [(repr(t), type(t).__name__, fd) for t, fd in zip((rt, wt), fds)]
+
+    for text, name, fd in run(loop, main()):
+        assert text == f"<{name} closed fd={fd} closed>"

@@ -899,3 +899,21 @@ def test_child_running_when_loop_closes_is_reaped(loop_factory):
     while (any(t.name.startswith("ringloop-") for t in threading.enumerate())
            and time.monotonic() < deadline):
         time.sleep(0.01)
+
+
+@pytest.mark.xfail_uvloop("uvloop does not log child exits")
+def test_debug_log_of_a_child_exit_as_asyncio_on_this_version(loop, loop_impl, caplog):
+    # asyncio's 3.11 child watcher logs every exit at DEBUG in debug mode;
+    # 3.12+'s pidfd watcher logs none, its threaded one (where there are no
+    # pidfds: the portable kind's case) still does.
+    async def main():
+        loop.set_debug(True)
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+        loop.set_debug(False)
+
+    with caplog.at_level("DEBUG", logger="asyncio"):
+        run(loop, main())
+    said = [r.getMessage() for r in caplog.records if "exited with returncode" in r.getMessage()]
+    threaded = sys.version_info < (3, 12) or loop_impl.name == "ringloop-portable"
+    assert len(said) == (1 if threaded else 0), said

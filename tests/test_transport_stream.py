@@ -575,6 +575,52 @@ def test_close_in_resume_writing_loses_the_connection_once(loop, loop_impl, requ
     run(loop, main(), timeout=30)
 
 
+@pytest.mark.xfail_uvloop("transports are not asyncio.Transport instances")
+def test_connection_lost_error_names_the_transports_method(loop):
+    # A protocol whose connection_lost() raises: the exception handler's
+    # message names the transport's _call_connection_lost, as asyncio's.
+    class LostRaises(Recorder):
+        def connection_lost(self, exc):
+            super().connection_lost(exc)
+            raise ValueError("lost")
+
+    async def main():
+        contexts = []
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        async with transport_and_peer(loop, LostRaises) as (tr, proto, peer):
+            tr.close()
+            await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT / 2)
+            await asyncio.sleep(0)
+            assert len(contexts) == 1
+            assert contexts[0]["message"].startswith(
+                f"Exception in callback {type(tr).__name__}._call_connection_lost("), contexts
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop's transport reprs differ")
+def test_repr_of_a_transport_left_open_when_its_loop_closed(loop_factory):
+    # asyncio: class name and fd only, once its loop is closed.
+    import gc
+    import warnings
+    loop = loop_factory()
+    a, b = socket.socketpair()
+    try:
+        tr, _ = loop.run_until_complete(loop.connect_accepted_socket(asyncio.Protocol, a))
+        fd = a.fileno()
+        loop.close()
+        assert repr(tr) == f"<{type(tr).__name__} fd={fd}>"
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            del tr
+            gc.collect()
+    finally:
+        if not loop.is_closed():
+            loop.close()
+        a.close()
+        b.close()
+
+
 # ----------------------------------------------------- BufferedProtocol ----
 
 class Buffered(asyncio.BufferedProtocol):

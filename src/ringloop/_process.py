@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import errno
 import os
+import sys
 import threading
 from asyncio import base_events as _be
 from asyncio import unix_events as _ue
@@ -213,7 +214,9 @@ class ProcessMixin:
                 logger.warning("Unknown child process pid %d, will report "
                                "returncode 255", watch.pid)
             returncode = 255
-        elif self.get_debug():
+        elif self.get_debug() and (sys.version_info < (3, 12) or watch.thread is not None):
+            # As asyncio's watchers: 3.11's threaded one logs every exit,
+            # 3.12's pidfd one none (its threaded fallback still does).
             logger.debug('process %s exited with returncode %s', watch.pid, returncode)
         transp._process_exited(returncode)
 

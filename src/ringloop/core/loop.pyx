@@ -950,6 +950,8 @@ cdef class CoreLoop:
         except (ValueError, OSError) as exc:
             raise RuntimeError(str(exc))
         handle = new_handle(self, callback, args, None)
+        if self.debug:
+            (<Handle>handle).source_traceback = aio_extract_stack()
         self.signal_handlers[sig] = handle
         try:
             # A Python-level no-op handler makes Python write the signal
@@ -1350,6 +1352,8 @@ cdef class CoreLoop:
             err = _c_errno()
             raise OSError(err, os.strerror(err))
         cdef Handle h = new_handle(self, callback, args, None)
+        if self.debug:
+            h.source_traceback = aio_extract_stack()
         self._io_start(fd, fileobj, h, write)
         return h
 

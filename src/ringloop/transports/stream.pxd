@@ -48,6 +48,7 @@ cdef class StreamCore(IOTarget):
         public object empty_waiter
 
     cdef int _set_protocol(self, protocol) except -1
+    cdef int _schedule_connection_lost(self, exc) except -1
     cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) noexcept
     cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) noexcept
     cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) noexcept

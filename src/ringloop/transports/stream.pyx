@@ -28,6 +28,7 @@ import sys
 import warnings
 
 from asyncio import constants as aio_constants
+from asyncio import format_helpers as aio_format_helpers
 from asyncio import futures as aio_futures
 from asyncio import protocols as aio_protocols
 from asyncio import trsock as aio_trsock
@@ -61,6 +62,7 @@ from ringloop.includes.net cimport (
 )
 
 cdef object aio_set_result_unless_cancelled = aio_futures._set_result_unless_cancelled
+cdef object aio_extract_stack = aio_format_helpers.extract_stack
 cdef object aio_BufferedProtocol = aio_protocols.BufferedProtocol
 cdef object aio_TransportSocket = aio_trsock.TransportSocket
 cdef object aio_SendfileMode = aio_constants._SendfileMode
@@ -186,6 +188,8 @@ cdef class StreamCore(IOTarget):
         if self.closing or self.paused or self.loop.closed:
             return 0
         h = new_io_handle(self.loop, self, False, self.context)
+        if self.loop.debug:
+            h.source_traceback = aio_extract_stack()
         self.loop._io_start(self.fd, self.fd, h, False)   # may refuse the fd
         self.rh = h
         return 0
@@ -197,6 +201,8 @@ cdef class StreamCore(IOTarget):
     cdef int _start_writing(self) except -1:
         cdef IOHandle h
         h = new_io_handle(self.loop, self, True, self.context)
+        if self.loop.debug:
+            h.source_traceback = aio_extract_stack()
         self.loop._io_start(self.fd, self.fd, h, True)
         self.wh = h
         return 0
@@ -247,6 +253,7 @@ cdef class StreamCore(IOTarget):
             return
         data = self.held
         self.held = None
+        n = 0
         try:
             if self.buffered:
                 view = memoryview(data)
@@ -438,7 +445,7 @@ cdef class StreamCore(IOTarget):
         self._stop_reading()
         self.conn_lost += 1
         self.loop.call_soon(self.protocol.eof_received)
-        self.loop.call_soon(self._call_connection_lost, None)
+        self._schedule_connection_lost(None)
         return 0
 
     cdef int _on_eof(self) except -1:
@@ -830,7 +837,7 @@ cdef class StreamCore(IOTarget):
         if self.wsize == 0:
             self.conn_lost += 1
             self._stop_writing()
-            self.loop.call_soon(self._call_connection_lost, None)
+            self._schedule_connection_lost(None)
 
     def abort(self):
         self._force_close(None)
@@ -864,7 +871,16 @@ cdef class StreamCore(IOTarget):
             self.closing = True
             self._stop_reading()
         self.conn_lost += 1
-        self.loop.call_soon(self._call_connection_lost, exc)
+        self._schedule_connection_lost(exc)
+        return 0
+
+    cdef int _schedule_connection_lost(self, exc) except -1:
+        # Through the transport's method, so that a failing connection_lost
+        # is reported as asyncio's is ("Exception in callback
+        # StreamTransport._call_connection_lost(None)").
+        transport = self.transport
+        self.loop.call_soon(self._call_connection_lost if transport is None
+                            else transport._call_connection_lost, exc)
         return 0
 
     def _call_connection_lost(self, exc):
@@ -912,9 +928,14 @@ cdef class StreamCore(IOTarget):
         elif self.closing:
             info.append('closing')
         info.append(f'fd={self.fd}')
-        if self.pipe and not self.loop.closed and self.sock is not None:
-            # asyncio's pipe transports: one direction each
-            if self.pipe_writer:
+        if self.pipe:
+            # asyncio's pipe transports: one direction each, and a last word
+            # once the loop or the pipe is closed
+            if self.sock is None:
+                info.append('closed')
+            elif self.loop.closed:
+                info.append('open')
+            elif self.pipe_writer:
                 info.append('polling' if self.wh is not None else 'idle')
                 info.append(f'bufsize={self.wsize}')
             else:
@@ -923,8 +944,6 @@ cdef class StreamCore(IOTarget):
             info.append('read=polling' if self.rh is not None else 'read=idle')
             state = 'polling' if self.wh is not None else 'idle'
             info.append(f'write=<{state}, bufsize={self.wsize}>')
-        elif self.sock is not None:
-            info.append('open')       # (the loop is closed)
         return '<{}>'.format(' '.join(info))
 
     def _set_sock(self, sock):
@@ -1190,14 +1209,18 @@ def _ready_methods(cls):
     # calls the core in C and never these; they name the callback in an I/O
     # handle's repr and in the exception handler's message, as asyncio's
     # transports' _read_ready()/_write_ready() do, with the concrete class's
-    # name (asyncio: "_SelectorSocketTransport._read_ready()").
+    # name (asyncio: "_SelectorSocketTransport._read_ready()").  The same
+    # for the connection_lost call the core schedules.
     def _read_ready(self):
         self._core._run_readable()
 
     def _write_ready(self):
         self._core._run_writable()
 
-    for f in (_read_ready, _write_ready):
+    def _call_connection_lost(self, exc):
+        self._core._call_connection_lost(exc)
+
+    for f in (_read_ready, _write_ready, _call_connection_lost):
         f.__qualname__ = f"{cls.__name__}.{f.__name__}"
         setattr(cls, f.__name__, f)
 
@@ -1280,6 +1303,8 @@ cdef class AcceptCore(IOTarget):
         if self.loop.closed or self.sock is None:
             return
         self.rh = new_io_handle(self.loop, self, False, self.context)
+        if self.loop.debug:
+            self.rh.source_traceback = aio_extract_stack()
         self.loop._io_start(self.fd, self.fd, self.rh, False)
 
     def stop(self):
