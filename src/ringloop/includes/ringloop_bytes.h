@@ -37,11 +37,12 @@ rl_bytes_refill(PyObject *b, const char *src, Py_ssize_t n)
     rl_bytes_set_size(b, n);
 }
 
-/* rl_bytes_shrunk(b, n): b, whose only reference the caller hands over,
- * cut to its first n bytes with _PyBytes_Resize (a realloc that shrinks in
- * place: nothing is copied); a new reference, or NULL with an exception. */
+/* rl_bytes_resized(b, n): b, whose only reference the caller hands over,
+ * resized to n bytes with _PyBytes_Resize (a realloc: in place when it
+ * shrinks, and when it grows into a tail still free; bytes past the old
+ * size are undefined); a new reference, or NULL with an exception. */
 static inline PyObject *
-rl_bytes_shrunk(PyObject *b, Py_ssize_t n)
+rl_bytes_resized(PyObject *b, Py_ssize_t n)
 {
     if (_PyBytes_Resize(&b, n) < 0)
         return NULL;

@@ -47,7 +47,7 @@ cdef extern from "Python.h":
 cdef extern from "ringloop_bytes.h":
     void rl_bytes_refill(object b, const char *src, Py_ssize_t n)
     void rl_bytes_set_size(object b, Py_ssize_t n)
-    PyObject *rl_bytes_shrunk(PyObject *b, Py_ssize_t n) except NULL
+    PyObject *rl_bytes_resized(PyObject *b, Py_ssize_t n) except NULL
 
 cdef extern from "ringloop_call.h":
     object rl_call_method1(object obj, object name, object arg)
@@ -281,7 +281,7 @@ cdef class StreamCore(IOTarget):
         cdef CoreLoop loop = self.loop
         cdef Py_ssize_t n, spare_cap
         cdef int reads = 0, err
-        cdef PyObject *shrunk
+        cdef PyObject *resized
         if self.conn_lost:
             return 0
         if self.pipe_writer:
@@ -302,11 +302,22 @@ cdef class StreamCore(IOTarget):
                 # Large reads: the copy out of the loop's buffer would cost
                 # more than the allocation it saves (at 100 KiB, ~15% of
                 # the server's CPU), so the kernel writes straight into the
-                # bytes object: the spare if it is of the buffer's size,
-                # else a new one.
-                if loop.spare_bytes is not None and loop.spare_cap == READ_SIZE:
-                    data = loop.spare_bytes
-                    loop.spare_bytes = None
+                # bytes object: the spare, grown back to the buffer's size
+                # if it was cut (a realloc, in place when the tail it gave
+                # back is still free: a new allocation each time made the
+                # C library grow and trim its heap, a brk() per read), else
+                # a new one.
+                if loop.spare_bytes is not None and loop.spare_cap >= LARGE_READ_END:
+                    if loop.spare_cap == READ_SIZE:
+                        data = loop.spare_bytes
+                        loop.spare_bytes = None
+                    else:
+                        resized = <PyObject *>loop.spare_bytes
+                        Py_INCREF(loop.spare_bytes)   # handed over
+                        loop.spare_bytes = None
+                        resized = rl_bytes_resized(resized, READ_SIZE)
+                        data = <object>resized
+                        Py_DECREF(data)               # (the reference handed back)
                 else:
                     data = PyBytes_FromStringAndSize(NULL, READ_SIZE)
                 n = self._recv(PyBytes_AS_STRING(data), READ_SIZE)
@@ -324,11 +335,11 @@ cdef class StreamCore(IOTarget):
                     rl_bytes_set_size(data, n)
                     spare_cap = READ_SIZE
                 elif n >= LARGE_READ_END:
-                    shrunk = <PyObject *>data
+                    resized = <PyObject *>data
                     Py_INCREF(data)        # handed over: data's goes below
                     data = None
-                    shrunk = rl_bytes_shrunk(shrunk, n)
-                    data = <object>shrunk
+                    resized = rl_bytes_resized(resized, n)
+                    data = <object>resized
                     Py_DECREF(data)        # (the reference handed back)
                     spare_cap = n
                 else:
