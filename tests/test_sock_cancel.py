@@ -62,6 +62,79 @@ def test_bytes_of_a_cancelled_recv_never_reach_a_socket_reusing_its_fd(loop):
     run(loop, main())
 
 
+@pytest.mark.xfail_uvloop("uvloop keeps a closed socket's fd while its sock_recv waits: no reuse to test")
+def test_bytes_for_a_socket_closed_while_its_recv_waits_never_reach_its_fd_successor(loop):
+    # The socket is closed while its sock_recv waits (on ProactorEventLoop
+    # the ring request still holds it open), a new socket takes the number,
+    # the old peer sends, the call is cancelled: the new socket gets nothing.
+    async def main():
+        for i in range(ROUNDS):
+            a, peer = socket.socketpair()
+            a.setblocking(False)
+            task = loop.create_task(loop.sock_recv(a, 100))
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            fd = a.fileno()
+            a.close()
+            c, d = socket.socketpair()
+            try:
+                assert fd in (c.fileno(), d.fileno()), "the fd number was not reused"
+                try:
+                    peer.send(b"OLD-%d" % i)
+                except OSError:
+                    pass                    # the socket is really closed
+                if i % 2:
+                    await asyncio.sleep(0)
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                for s in (c, d):
+                    s.setblocking(False)
+                    with pytest.raises(TimeoutError):
+                        got = await asyncio.wait_for(loop.sock_recv(s, 100), 0.02)
+                        pytest.fail(f"a new socket received {got!r}")
+            finally:
+                for s in (c, d, peer):
+                    s.close()
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("sock_recvfrom/sock_recvfrom_into/sock_sendto raise NotImplementedError")
+def test_a_cancelled_small_receive_takes_no_part_of_a_datagram(loop):
+    # A sock_recv_into with a small buffer cancelled as a datagram arrives:
+    # the next receive gets the whole datagram, with its sender.
+    async def main():
+        for i in range(ROUNDS):
+            r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                r.bind(("127.0.0.1", 0))
+                r.setblocking(False)
+                s.bind(("127.0.0.1", 0))
+                task = loop.create_task(loop.sock_recv_into(r, bytearray(10)))
+                await asyncio.sleep(0)
+                await asyncio.sleep(0)
+                s.sendto(b"%03d" % i + b"d" * 97, r.getsockname())
+                if i % 2:
+                    await asyncio.sleep(0)
+                task.cancel()
+                try:
+                    got = await task
+                    assert got == 10           # it did receive, truncated, as asyncio would
+                    continue
+                except asyncio.CancelledError:
+                    pass
+                data, addr = await asyncio.wait_for(loop.sock_recvfrom(r, 1000), TIMEOUT)
+                assert data == b"%03d" % i + b"d" * 97
+                assert addr == s.getsockname()
+            finally:
+                r.close()
+                s.close()
+
+    run(loop, main())
+
+
 @pytest.mark.xfail_uvloop("the bytes a cancelled sock_recv had read are lost")
 @pytest.mark.parametrize("how", ["data_received", "buffered"])
 def test_bytes_of_a_cancelled_recv_go_to_the_transport_the_socket_becomes(loop, how):

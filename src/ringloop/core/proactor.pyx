@@ -14,6 +14,8 @@ from ringloop.core.loop cimport CoreLoop
 from ringloop.drivers.uring cimport UringDriver, UringOp
 
 cdef object sock_socket = socket.socket
+cdef object raw_type = socket.socket.__mro__[1].__dict__['type'].__get__   # an int, fast
+cdef int SOCK_STREAM = socket.SOCK_STREAM
 cdef int AF_INET = socket.AF_INET
 cdef int AF_INET6 = socket.AF_INET6
 
@@ -126,11 +128,16 @@ cdef class ProactorCore(CoreLoop):
         # the readiness path, which calls the object's own method as
         # asyncio does (and fails as asyncio does).
         cdef type t = type(sock)
-        if t is sock_socket:
-            return True
-        if not isinstance(sock, sock_socket):
-            return False
-        return getattr(t, method, None) is getattr(sock_socket, method)
+        if t is not sock_socket:
+            if not isinstance(sock, sock_socket):
+                return False
+            if getattr(t, method, None) is not getattr(sock_socket, method):
+                return False
+        # Receives are ring operations on stream sockets only: a datagram a
+        # ring receive took for a call cancelled meanwhile could be truncated
+        # (the caller's buffer size) and could not go back to the kernel; the
+        # readiness path takes nothing before it is wanted.
+        return raw_type(sock) == SOCK_STREAM or not method.startswith('recv')
 
     cdef object _op_future(self):
         self._check_closed()
@@ -151,6 +158,8 @@ cdef class ProactorCore(CoreLoop):
                 pass
         fut = self._op_future()
         op = self.uring.op_recv(fd, n, fut)
+        if op is not None:
+            (<UringOp>op).owner = sock
         try:
             return await fut
         except BaseException:
@@ -173,6 +182,8 @@ cdef class ProactorCore(CoreLoop):
                 pass
         fut = self._op_future()
         op = self.uring.op_recv_into(fd, buf, 0, fut)
+        if op is not None:
+            (<UringOp>op).owner = sock
         try:
             return await fut
         except BaseException:
@@ -190,6 +201,8 @@ cdef class ProactorCore(CoreLoop):
         fd = sock.fileno()
         fut = self._op_future()
         op = self.uring.op_recvfrom(fd, bufsize, fut)
+        if op is not None:
+            (<UringOp>op).owner = sock
         try:
             return await fut
         except BaseException:
@@ -208,6 +221,8 @@ cdef class ProactorCore(CoreLoop):
         fd = sock.fileno()
         fut = self._op_future()
         op = self.uring.op_recvfrom_into(fd, buf, nbytes, fut)
+        if op is not None:
+            (<UringOp>op).owner = sock
         try:
             return await fut
         except BaseException:

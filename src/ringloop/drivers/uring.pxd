@@ -160,6 +160,7 @@ cdef class UringOp:
         msghdr msg
         iovec iov
         object addr_obj           # caller's address (connect error text)
+        object owner              # the socket object a receive reads for, or None
         unsigned long long id_dev # its socket's identity when cancelled (OPF_IDENT)
         unsigned long long id_ino
 

@@ -1510,6 +1510,7 @@ cdef class UringDriver(Driver):
             op.fut = None
             op.drv = None
             op.addr_obj = None
+            op.owner = None
         return 0
 
     # A stash belongs to the socket that had the fd when its bytes were
@@ -1550,6 +1551,15 @@ cdef class UringDriver(Driver):
         # What a receive brought for nobody (its future was cancelled): kept
         # for the next receive on the socket, unless the fd's number no
         # longer belongs to the socket it was cancelled on.
+        owner = op.owner
+        if owner is not None:
+            # The socket object it read for: closed since (its number may
+            # be another socket's by now), its bytes go with it.
+            try:
+                if owner.fileno() != op.fd:
+                    return 0
+            except Exception:
+                return 0
         ident = _fd_identity(op.fd)
         if ident is None:
             return 0

@@ -25,6 +25,7 @@ cdef class StreamCore(IOTarget):
         bint closing              # close() called (or a fatal error)
         bint paused               # pause_reading()
         bint large_reads          # reads go straight into the bytes (stream.pyx)
+        bint reads_kept           # a large read was kept: no more of those
         object held               # bytes read before the transport existed, or None
         bint eof                  # write_eof() called
         bint protocol_connected
