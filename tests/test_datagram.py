@@ -495,7 +495,7 @@ def test_write_buffer_size_and_limits(loop):
 
 
 @contextlib.asynccontextmanager
-async def _unix_dgram_to_idle_peer(loop):
+async def _unix_dgram_to_idle_peer(loop, factory=DatagramRecorder):
     """(transport, protocol, peer): a Unix datagram endpoint connected to a
     bound peer socket that reads only when the test says so."""
     with short_tmpdir() as d:
@@ -504,7 +504,7 @@ async def _unix_dgram_to_idle_peer(loop):
             peer.bind(peer_path)
             peer.setblocking(False)
             tr, proto = await loop.create_datagram_endpoint(
-                DatagramRecorder, remote_addr=peer_path, family=socket.AF_UNIX)
+                factory, remote_addr=peer_path, family=socket.AF_UNIX)
             try:
                 yield tr, proto, peer
             finally:
@@ -674,29 +674,23 @@ def test_close_in_resume_writing_loses_the_connection_once(loop, loop_impl, requ
     async def main():
         contexts = []
         loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
-        with short_tmpdir() as d:
-            peer_path = os.path.join(d, "peer")
-            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as peer:
-                peer.bind(peer_path)
-                peer.setblocking(False)
-                tr, proto = await loop.create_datagram_endpoint(
-                    ClosesOnResume, remote_addr=peer_path, family=socket.AF_UNIX)
-                tr.set_write_buffer_limits(high=16 * 1024, low=0)
-                sent = 0
-                while not proto.pauses:
-                    assert sent < 100_000, "pause_writing() never called"
-                    tr.sendto(b"%08d" % sent + b"d" * 1016)
-                    sent += 1
-                received = []
-                while len(received) < sent:
-                    try:
-                        received.append(peer.recv(2048))
-                    except BlockingIOError:
-                        await asyncio.sleep(0.001)
-                assert [int(r[:8]) for r in received] == list(range(sent))
-                assert await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT / 2) is None
-                for _ in range(5):
-                    await asyncio.sleep(0.01)
+        async with _unix_dgram_to_idle_peer(loop, ClosesOnResume) as (tr, proto, peer):
+            tr.set_write_buffer_limits(high=16 * 1024, low=0)
+            sent = 0
+            while not proto.pauses:
+                assert sent < 100_000, "pause_writing() never called"
+                tr.sendto(b"%08d" % sent + b"d" * 1016)
+                sent += 1
+            received = []
+            while len(received) < sent:
+                try:
+                    received.append(peer.recv(2048))
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+            assert [int(r[:8]) for r in received] == list(range(sent))
+            assert await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT / 2) is None
+            for _ in range(5):
+                await asyncio.sleep(0.01)
         assert proto.resumes == 1
         assert proto.losses == [None]
         assert contexts == []
