@@ -7,6 +7,7 @@ readiness, which is already zero-copy) is the shared core, unchanged.
 """
 
 import asyncio
+import _socket
 import errno
 import socket
 
@@ -14,7 +15,7 @@ from ringloop.core.loop cimport CoreLoop
 from ringloop.drivers.uring cimport UringDriver, UringOp
 
 cdef object sock_socket = socket.socket
-cdef object raw_type = socket.socket.__mro__[1].__dict__['type'].__get__   # an int, fast
+cdef object raw_type = _socket.socket.type.__get__    # an int, without socket.py's enum
 cdef int SOCK_STREAM = socket.SOCK_STREAM
 cdef int AF_INET = socket.AF_INET
 cdef int AF_INET6 = socket.AF_INET6

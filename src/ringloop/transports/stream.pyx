@@ -84,7 +84,6 @@ cdef int SOCK_STREAM = socket.SOCK_STREAM
 # freed later (a protocol's kept reads, dropped) was then not given back to
 # the system.
 cdef Py_ssize_t READ_SIZE = 128 * 1024 - 256
-cdef Py_ssize_t DIRECT_SIZE = READ_SIZE
 # iovecs per sendmsg(): IOV_MAX, but never a large stack array.
 cdef enum:
     MAX_IOV = 64
@@ -285,7 +284,7 @@ cdef class StreamCore(IOTarget):
 
     cdef int on_readable(self) except -1:
         cdef CoreLoop loop = self.loop
-        cdef Py_ssize_t n, spare_cap, asked
+        cdef Py_ssize_t n, spare_cap
         cdef int reads = 0, err
         cdef PyObject *resized
         if self.conn_lost:
@@ -314,33 +313,32 @@ cdef class StreamCore(IOTarget):
                 # C library grow and trim its heap, a brk() per read), else
                 # a new one.
                 if loop.spare_bytes is not None and loop.spare_cap >= LARGE_READ_END:
-                    if loop.spare_cap == DIRECT_SIZE:
+                    if loop.spare_cap == READ_SIZE:
                         data = loop.spare_bytes
                         loop.spare_bytes = None
                     else:
                         resized = <PyObject *>loop.spare_bytes
                         Py_INCREF(loop.spare_bytes)   # handed over
                         loop.spare_bytes = None
-                        resized = rl_bytes_resized(resized, DIRECT_SIZE)
+                        resized = rl_bytes_resized(resized, READ_SIZE)
                         data = <object>resized
                         Py_DECREF(data)               # (the reference handed back)
                 else:
-                    data = PyBytes_FromStringAndSize(NULL, DIRECT_SIZE)
-                asked = DIRECT_SIZE
-                n = self._recv(PyBytes_AS_STRING(data), asked)
+                    data = PyBytes_FromStringAndSize(NULL, READ_SIZE)
+                n = self._recv(PyBytes_AS_STRING(data), READ_SIZE)
                 if n <= 0:
                     err = errno
                     loop.spare_bytes = data
-                    loop.spare_cap = DIRECT_SIZE
+                    loop.spare_cap = READ_SIZE
                     return self._read_failed(n, err)
                 reads += 1
                 # Then cut to what came, so that a protocol keeping it
                 # wastes at most 1/8: in place, or shrunk by a realloc (no
                 # copy either), or, for a small read, copied out as usual
                 # (the large object stays the spare) and this mode ends.
-                if n >= DIRECT_SIZE - (DIRECT_SIZE >> 3):
+                if n >= READ_SIZE - (READ_SIZE >> 3):
                     rl_bytes_set_size(data, n)
-                    spare_cap = DIRECT_SIZE
+                    spare_cap = READ_SIZE
                 elif n >= LARGE_READ_END:
                     resized = <PyObject *>data
                     Py_INCREF(data)        # handed over: data's goes below
@@ -352,12 +350,11 @@ cdef class StreamCore(IOTarget):
                 else:
                     self.large_reads = False
                     loop.spare_bytes = data
-                    loop.spare_cap = DIRECT_SIZE
+                    loop.spare_cap = READ_SIZE
                     data = PyBytes_FromStringAndSize(PyBytes_AS_STRING(data), n)
                     spare_cap = n
             else:
-                asked = loop.rbuf_size
-                n = self._recv(loop.rbuf, asked)
+                n = self._recv(loop.rbuf, loop.rbuf_size)
                 if n <= 0:
                     return self._read_failed(n, errno)
                 reads += 1
@@ -410,7 +407,7 @@ cdef class StreamCore(IOTarget):
             # written more by now: read again at once rather than sleep in
             # the poll and be woken (a cross-CPU wake-up per read), a few
             # times per event.  (EAGAIN ends it, as a try later.)
-            if (n < (PIPE_FULL if self.pipe else asked)
+            if (n < (PIPE_FULL if self.pipe else loop.rbuf_size)
                     or reads >= MAX_IO_PER_EVENT or self.conn_lost
                     or self.closing or self.paused or self.buffered):
                 return 0
