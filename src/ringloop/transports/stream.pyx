@@ -80,9 +80,7 @@ cdef int SOCK_STREAM = socket.SOCK_STREAM
 # whose reads come in large goes straight into the bytes instead.
 # Just below glibc's default mmap threshold (128 KiB, the bytes object's
 # header included), so that no read's bytes object is mmap()ed: freeing one
-# raises the threshold and the heap's trim threshold with it, and memory
-# freed later (a protocol's kept reads, dropped) was then not given back to
-# the system.
+# raises the threshold and the heap's trim threshold with it.
 cdef Py_ssize_t READ_SIZE = 128 * 1024 - 256
 # iovecs per sendmsg(): IOV_MAX, but never a large stack array.
 cdef enum:
