@@ -511,6 +511,27 @@ async def _unix_dgram_to_idle_peer(loop, factory=DatagramRecorder):
                 await _close(tr, proto)
 
 
+def _send_numbered_until_paused(tr, proto):
+    """Send numbered 1 KiB datagrams until pause_writing(); how many."""
+    sent = 0
+    while not proto.pauses:
+        assert sent < 100_000, "pause_writing() never called"
+        tr.sendto(b"%08d" % sent + b"d" * 1016)
+        sent += 1
+    return sent
+
+
+async def _peer_receives_numbered(peer, sent):
+    """The idle peer reads them all: every one, in order."""
+    received = []
+    while len(received) < sent:
+        try:
+            received.append(peer.recv(2048))
+        except BlockingIOError:
+            await asyncio.sleep(0.001)
+    assert [int(r[:8]) for r in received] == list(range(sent))
+
+
 # gh-135444: 3.13 counts 8 header bytes per buffered datagram but did not
 # take them off again once sent (fixed in 3.13.6): the buffer never looks empty.
 _DGRAM_BUFSIZE_BUG = (3, 13) <= sys.version_info < (3, 13, 6)
@@ -529,20 +550,10 @@ def test_flow_control_unix_datagram(loop, loop_impl, request):
     async def main():
         async with _unix_dgram_to_idle_peer(loop) as (tr, proto, peer):
             tr.set_write_buffer_limits(high=64 * 1024, low=0)
-            sent = 0
-            while not proto.pauses:
-                assert sent < 100_000, "pause_writing() never called"
-                tr.sendto(b"%08d" % sent + b"d" * 1016)
-                sent += 1
+            sent = _send_numbered_until_paused(tr, proto)
             assert tr.get_write_buffer_size() > 64 * 1024
             assert proto.resumes == 0
-            received = []
-            while len(received) < sent:
-                try:
-                    received.append(peer.recv(2048))
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
-            assert [int(r[:8]) for r in received] == list(range(sent))
+            await _peer_receives_numbered(peer, sent)
             for _ in range(100):
                 if tr.get_write_buffer_size() == 0 and proto.resumes:
                     break
@@ -676,18 +687,8 @@ def test_close_in_resume_writing_loses_the_connection_once(loop, loop_impl, requ
         loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
         async with _unix_dgram_to_idle_peer(loop, ClosesOnResume) as (tr, proto, peer):
             tr.set_write_buffer_limits(high=16 * 1024, low=0)
-            sent = 0
-            while not proto.pauses:
-                assert sent < 100_000, "pause_writing() never called"
-                tr.sendto(b"%08d" % sent + b"d" * 1016)
-                sent += 1
-            received = []
-            while len(received) < sent:
-                try:
-                    received.append(peer.recv(2048))
-                except BlockingIOError:
-                    await asyncio.sleep(0.001)
-            assert [int(r[:8]) for r in received] == list(range(sent))
+            sent = _send_numbered_until_paused(tr, proto)
+            await _peer_receives_numbered(peer, sent)
             assert await asyncio.wait_for(asyncio.shield(proto.lost), TIMEOUT / 2) is None
             for _ in range(5):
                 await asyncio.sleep(0.01)
