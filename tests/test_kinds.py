@@ -240,3 +240,35 @@ def test_proactor_accepts_a_queued_burst_without_an_iteration_each():
         loop.close()
     assert accepted == n
     assert iterations < n // 4, iterations
+
+
+def test_out_of_fds_at_creation_says_so_as_asyncio_does():
+    # With no fd left, making a loop fails with asyncio's own error
+    # ("[Errno 24] Too many open files"), for every kind, and leaks nothing.
+    r = run_child("""
+        import asyncio, os, resource, selectors, ringloop
+        kinds = {"asyncio": asyncio.SelectorEventLoop,
+                 "selector": ringloop.SelectorEventLoop,
+                 "portable": lambda: ringloop.SelectorEventLoop(selectors.PollSelector()),
+                 "proactor": ringloop.ProactorEventLoop}
+        before = len(os.listdir("/proc/self/fd")) - 1    # less listdir's own
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (before, hard))
+        for name, make in kinds.items():
+            try:
+                make().close()
+                print(name, "MADE")
+            except OSError as exc:
+                print(name, exc.errno, str(exc))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        print("LEFT", len(os.listdir("/proc/self/fd")) - 1 - before)
+    """)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = dict(line.split(" ", 1) for line in r.stdout.splitlines())
+    assert lines["asyncio"] == "24 [Errno 24] Too many open files", lines
+    for name in ("selector", "portable"):
+        assert lines[name] == lines["asyncio"], (name, lines)
+    if _ok:    # (asyncio has no proactor here: the ring's call is named too)
+        assert lines["proactor"].startswith("24 [Errno 24] "), lines
+        assert "Too many open files" in lines["proactor"], lines
+    assert lines["LEFT"] == "0", lines

@@ -105,10 +105,18 @@ class ProactorEventLoop(ProcessMixin, ProactorCore, NetworkMixin, asyncio.Abstra
     seccomp, ``kernel.io_uring_disabled``, RLIMIT_MEMLOCK), the constructor
     raises :class:`UringUnavailable`, which names the cause; use
     SelectorEventLoop there.
+
+    ``entries`` and ``cq_entries`` size the ring's submission and completion
+    queues (ringloop's own keywords; the kernel rounds them up to powers of
+    two).  Without CAP_IPC_LOCK a ring's memory counts against the user's
+    RLIMIT_MEMLOCK: ~36 KiB at the default 256/1024; where many loops must
+    coexist under a low limit, smaller rings fit more of them.  A burst of
+    more completions than ``cq_entries`` is not lost (the kernel keeps them
+    until the loop takes them), only slower.
     """
 
-    def __init__(self) -> None:
-        ProactorCore.__init__(self)
+    def __init__(self, *, entries: int = 256, cq_entries: int = 1024) -> None:
+        ProactorCore.__init__(self, entries=entries, cq_entries=cq_entries)
         asyncio.log.logger.debug("Using proactor: io_uring")
 
     close = SelectorEventLoop.close

@@ -69,10 +69,10 @@ cdef bytes _head(object buf, Py_ssize_t n):
 cdef class ProactorCore(CoreLoop):
     """CoreLoop whose driver is io_uring; sock_* submit ring operations."""
 
-    def __init__(self, *, entries=256):
+    def __init__(self, *, entries=256, cq_entries=1024):
         # Raises UringUnavailable (an OSError naming the cause and pointing
         # to SelectorEventLoop) where io_uring cannot run.
-        drv = UringDriver(entries=entries)
+        drv = UringDriver(entries=entries, cq_entries=cq_entries)
         # Our sock_* coroutines own their futures and cancel their ops when
         # cancelled (see _cancel_op), so ops need not watch the futures.
         drv.caller_cancels = True

@@ -1,5 +1,7 @@
 """The driver seam shared by every I/O backend, and the thread wake-up."""
 
+import os
+
 from libc.stdlib cimport malloc, realloc, free
 from ringloop.includes.system cimport (
     read, write, close, pipe, fcntl, errno, EINTR, EAGAIN,
@@ -119,16 +121,18 @@ cdef class Waker:
 cdef Waker make_waker(bint portable):
     cdef Waker w = Waker.__new__(Waker)
     cdef int fds[2]
-    cdef int fd
+    cdef int fd, err
     if RINGLOOP_HAVE_EVENTFD and not portable:
         fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
         if fd < 0:
-            raise OSError(errno, "eventfd() failed")
+            err = errno
+            raise OSError(err, os.strerror(err))
         w.read_fd = w.write_fd = fd
         w.kind = "eventfd"
         return w
     if pipe(fds) < 0:
-        raise OSError(errno, "pipe() failed")
+        err = errno
+        raise OSError(err, os.strerror(err))
     w.read_fd = fds[0]
     w.write_fd = fds[1]
     _set_nonblock_cloexec(fds[0])

@@ -44,6 +44,7 @@ def epoll_available():
 
 cdef class EpollDriver(Driver):
     def __cinit__(self):
+        cdef int err
         self.name = "epoll"
         self.epfd = -1
         self.maxevents = 256
@@ -56,7 +57,8 @@ cdef class EpollDriver(Driver):
         self._grow(self.maxevents)
         self.epfd = epoll_create1(EPOLL_CLOEXEC)
         if self.epfd < 0:
-            raise OSError(errno, "epoll_create1() failed")
+            err = errno
+            raise OSError(err, _strerror(err))   # as select.epoll() says it
 
     def __dealloc__(self):
         if self.epfd >= 0:

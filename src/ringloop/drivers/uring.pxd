@@ -4,7 +4,7 @@
 # Interface for the loop (ProactorEventLoop integration)
 # ---------------------------------------------------------------------------
 #
-# Creation:   UringDriver(entries=256, cq_entries=4096, disable=())
+# Creation:   UringDriver(entries=256, cq_entries=1024, disable=())
 #             raises UringUnavailable(OSError) when io_uring cannot be used
 #             here (ENOSYS/EPERM/EACCES/ENOMEM at setup, kernel too old,
 #             non-Linux); its message names the cause and says to use

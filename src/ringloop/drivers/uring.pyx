@@ -58,14 +58,17 @@ How io_uring behaves, and what this driver does about it:
 * Fork: the rings are MAP_SHARED with the parent's kernel context.  They
   are marked MADV_DONTFORK, and any use from a child (detected through a
   pthread_atfork counter, not a getpid() per call) raises RuntimeError.
-* CQ overflow: the CQ is sized generously (4096); beyond it, kernels with
+* CQ overflow: the CQ has 1024 entries by default (4x the SQ); beyond it, kernels with
   FEAT_NODROP (required) keep completions in an overflow list and set
   IORING_SQ_CQ_OVERFLOW: we reap and enter with GETEVENTS until it clears.
 * Errors: -errno in cqe.res.  ECANCELED/ENOENT/EALREADY differ across
   kernel versions for cancelled work; only the op's final CQE matters.
 * Setup errors ENOSYS (no io_uring, or seccomp), EPERM (seccomp, the
   kernel.io_uring_disabled sysctl, io_uring_group), EACCES (LSM) and ENOMEM
-  (RLIMIT_MEMLOCK before 5.12) mean "unavailable": UringUnavailable.
+  (RLIMIT_MEMLOCK, per user: measured on 6.18, ~85 KiB for a 256/4096
+  ring, ~36 KiB for 256/1024) mean "unavailable": UringUnavailable.  The
+  kernel frees a closed ring's memory asynchronously, so ENOMEM is retried
+  for up to 62 ms before it is reported.
 """
 
 __all__ = ["UringDriver", "UringUnavailable", "probe", "uring_available"]
@@ -150,6 +153,7 @@ cdef enum:
     UD_POLLWAIT = 4         # ptr | 4: op waiting for readiness after EAGAIN
 
 DEF CLOSE_DRAIN_SECONDS = 2.0
+DEF SETUP_ENOMEM_RETRIES = 10     # backing off from 1 ms (see _setup)
 
 _OPK_NAMES = {OPK_POLL: "poll", OPK_RECV: "recv", OPK_RECV_INTO: "recv_into",
               OPK_RECVFROM: "recvfrom", OPK_RECVFROM_INTO: "recvfrom_into",
@@ -245,13 +249,28 @@ cdef object _unavailable(int err, str what):
     elif err == EACCES:
         cause = "a security module (SELinux/AppArmor) denied io_uring"
     elif err == ENOMEM:
-        cause = ("the ring memory could not be allocated: on kernels before 5.12 "
-                 "it counts against RLIMIT_MEMLOCK (see `ulimit -l`)")
+        cause = ("the ring's memory could not be allocated: without "
+                 "CAP_IPC_LOCK it counts against RLIMIT_MEMLOCK (`ulimit -l`"
+                 f"{_memlock_limit()}), which all of this user's processes "
+                 "share; raise that limit, or make smaller rings "
+                 "(ProactorEventLoop(cq_entries=...))")
     else:
         cause = _strerror(err)
     return UringUnavailable(
         err, f"io_uring is unavailable: {what} failed with {name} ({cause}); "
              f"use ringloop.SelectorEventLoop (epoll) instead")
+
+
+cdef str _memlock_limit():
+    # ", now N KiB" for the message above, or "" if it cannot be read.
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_MEMLOCK)[0]
+    except (ImportError, OSError, ValueError):
+        return ""
+    if soft == resource.RLIM_INFINITY:
+        return ", now unlimited"
+    return f", now {soft // 1024} KiB"
 
 
 cdef str _errno_name(int err):
@@ -501,7 +520,7 @@ cdef class UringDriver(Driver):
         self.accept_stash = {}
         self.disabled = set()
 
-    def __init__(self, entries=256, cq_entries=4096, disable=()):
+    def __init__(self, entries=256, cq_entries=1024, disable=()):
         cdef int e = entries, ce = cq_entries
         if e < 1 or e > 32768:
             raise ValueError("entries must be 1-32768")
@@ -552,6 +571,7 @@ cdef class UringDriver(Driver):
         cdef list candidates = []
         cdef unsigned int base = RL_SETUP_CQSIZE | RL_SETUP_CLAMP
         cdef unsigned int si, sub
+        cdef int attempt
         d = self.disabled
         sub = 0 if "submit_all" in d else RL_SETUP_SUBMIT_ALL
         if "single_issuer" not in d:
@@ -571,13 +591,24 @@ cdef class UringDriver(Driver):
             if flags in seen:
                 continue
             seen.add(flags)
-            memset(&p, 0, sizeof(p))
-            p.flags = flags
-            p.cq_entries = self.req_cq_entries
-            fd = rl_io_uring_setup(self.req_entries, &p)
+            for attempt in range(SETUP_ENOMEM_RETRIES + 1):
+                memset(&p, 0, sizeof(p))
+                p.flags = flags
+                p.cq_entries = self.req_cq_entries
+                fd = rl_io_uring_setup(self.req_entries, &p)
+                if fd >= 0:
+                    break
+                err = errno
+                if err != ENOMEM or attempt == SETUP_ENOMEM_RETRIES:
+                    break
+                # The kernel gives a closed ring's memory (and its share of
+                # RLIMIT_MEMLOCK) back asynchronously: a loop made right
+                # after another was closed can find it still counted.  Wait
+                # 1, 1, 2, 2, 4... ms (62 ms in all) before giving up.
+                with nogil:
+                    _rl_usleep(1000 << (attempt >> 1))
             if fd >= 0:
                 break
-            err = errno
             if err != EINVAL:
                 break
         if fd < 0:
