@@ -55,6 +55,7 @@ from ringloop.includes cimport system as _sys
 cdef inline int _c_errno() noexcept:
     return _sys.errno
 
+import _socket
 import asyncio
 import concurrent.futures
 import errno as _errno
@@ -87,6 +88,9 @@ from ringloop import _messages as msg
 cdef object aio_Future = asyncio.Future
 cdef object aio_Task = asyncio.Task
 cdef object _AGAIN = object()     # _sock_now: the call would block
+cdef object raw_family = _socket.socket.family.__get__   # ints, not enums
+cdef object raw_type = _socket.socket.type.__get__
+cdef object raw_proto = _socket.socket.proto.__get__
 cdef object aio_ensure_future = aio_tasks.ensure_future
 cdef object aio_isfuture = aio_futures.isfuture
 cdef object aio_wrap_future = aio_futures.wrap_future
@@ -1621,10 +1625,19 @@ cdef class CoreLoop:
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
         self._check_sock(sock)
-        if sock.family == socket.AF_INET or (
-                socket.has_ipv6 and sock.family == socket.AF_INET6):
+        if isinstance(sock, _socket.socket):
+            # ints: socket.py's properties make enums (~1 us each)
+            family = raw_family(sock)
+            stype = raw_type(sock)
+            proto = raw_proto(sock)
+        else:
+            family = sock.family
+            stype = sock.type
+            proto = sock.proto
+        if family == socket.AF_INET or (
+                socket.has_ipv6 and family == socket.AF_INET6):
             resolved = await self._ensure_resolved(
-                address, family=sock.family, type=sock.type, proto=sock.proto)
+                address, family=family, type=stype, proto=proto)
             address = resolved[0][4]
         fut = self._new_future()
         self._sock_connect(fut, sock, address)

@@ -16,6 +16,8 @@ from ringloop.drivers.uring cimport UringDriver, UringOp
 
 cdef object sock_socket = socket.socket
 cdef object raw_type = _socket.socket.type.__get__    # an int, without socket.py's enum
+cdef object raw_family = _socket.socket.family.__get__
+cdef object raw_proto = _socket.socket.proto.__get__
 cdef int SOCK_STREAM = socket.SOCK_STREAM
 cdef int AF_INET = socket.AF_INET
 cdef int AF_INET6 = socket.AF_INET6
@@ -273,12 +275,14 @@ cdef class ProactorCore(CoreLoop):
         if not self._ring_socket(sock, 'connect'):
             return await CoreLoop.sock_connect(self, sock, address)
         self._check_sock_free(sock)
-        if sock.family == AF_INET or (socket.has_ipv6 and sock.family == AF_INET6):
+        # (a socket.socket here: ints, without socket.py's enum conversions)
+        family = raw_family(sock)
+        if family == AF_INET or (socket.has_ipv6 and family == AF_INET6):
             resolved = await self._ensure_resolved(
-                address, family=sock.family, type=sock.type, proto=sock.proto)
+                address, family=family, type=raw_type(sock), proto=raw_proto(sock))
             address = resolved[0][4]
         fut = self._op_future()
-        op = self.uring.op_connect(sock.fileno(), sock.family, address, fut)
+        op = self.uring.op_connect(sock.fileno(), family, address, fut)
         try:
             return await fut
         except OSError as exc:

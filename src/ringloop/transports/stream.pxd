@@ -91,3 +91,4 @@ cdef class AcceptCore(IOTarget):
         object retry              # TimerHandle of the EMFILE back-off, or None
         double retry_delay
         bint starved              # out of fds: reported once until it ends
+        int family, stype, proto  # the listener's; family -1: call sock.accept()

@@ -20,6 +20,7 @@ and memoryview data is copied when it has to be buffered (asyncio 3.12+
 keeps a reference, so a caller reusing its buffer changes queued data).
 """
 
+import _socket
 import asyncio
 import os
 import socket
@@ -66,6 +67,13 @@ cdef object aio_extract_stack = aio_format_helpers.extract_stack
 cdef object aio_BufferedProtocol = aio_protocols.BufferedProtocol
 cdef object aio_TransportSocket = aio_trsock.TransportSocket
 cdef object aio_SendfileMode = aio_constants._SendfileMode
+# A socket's family, type and protocol as ints: socket.py's properties
+# convert them to enums (~1 us each, several per connection).
+cdef object raw_family = _socket.socket.family.__get__
+cdef object raw_type = _socket.socket.type.__get__
+cdef object raw_proto = _socket.socket.proto.__get__
+cdef object py_socket = socket.socket
+cdef object py_socket_accept = socket.socket.accept
 cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
@@ -125,11 +133,15 @@ cdef object _os_error(int err):
 cdef int set_nodelay(object sock) except -1:
     """TCP_NODELAY on TCP stream sockets, whatever proto they were made with."""
     cdef int one = 1
-    try:
-        family = sock.family
-        stype = sock.type
-    except AttributeError:
-        return 0
+    if isinstance(sock, _socket.socket):
+        family = raw_family(sock)
+        stype = raw_type(sock)
+    else:
+        try:
+            family = sock.family
+            stype = sock.type
+        except AttributeError:
+            return 0
     if (family == AF_INET or family == AF_INET6) and stype == SOCK_STREAM:
         setsockopt(sock.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
     return 0
@@ -1320,6 +1332,15 @@ cdef class AcceptCore(IOTarget):
         self.backlog = backlog if backlog > 0 else 1
         self.context = PyContext_CopyCurrent()
         self.retry_delay = 0.0
+        # socket.socket.accept(), unless a subclass overrides it: the
+        # connection made from _accept() with the listener's family, type
+        # and protocol as ints (no enum conversions).
+        if type(sock).accept is py_socket_accept and isinstance(sock, _socket.socket):
+            self.family = raw_family(sock)
+            self.stype = raw_type(sock)
+            self.proto = raw_proto(sock)
+        else:
+            self.family = -1
 
     def start(self):
         if self.loop.closed or self.sock is None:
@@ -1347,7 +1368,15 @@ cdef class AcceptCore(IOTarget):
         sock = self.sock
         for i in range(self.backlog):
             try:
-                conn, addr = sock.accept()
+                if self.family >= 0:
+                    conn_fd, addr = sock._accept()
+                    try:
+                        conn = py_socket(self.family, self.stype, self.proto, conn_fd)
+                    except BaseException:
+                        os.close(conn_fd)
+                        raise
+                else:
+                    conn, addr = sock.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return 0
             except OSError as exc:
