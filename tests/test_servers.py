@@ -149,6 +149,58 @@ def test_server_accepted_transport_addresses(loop):
     run(loop, main())
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_accepted_socket_is_a_plain_socket_of_the_listeners_kind(loop, family):
+    # What sock.accept() would return: a socket.socket with the listener's
+    # family and type (as enums), non-blocking, TCP_NODELAY set.
+    async def main():
+        accepted = Accepted()
+        server = await loop.create_server(accepted, HOST[family], 0)
+        try:
+            with socket.socket(family) as cli:
+                cli.setblocking(False)
+                await loop.sock_connect(cli, _addr(server))
+                proto = await accepted.wait(1)
+                sock = proto.transport.get_extra_info("socket")
+                assert sock.family is family
+                assert sock.type is socket.SOCK_STREAM
+                assert sock.proto in (0, socket.IPPROTO_TCP)
+                assert sock.gettimeout() == 0
+                assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                await close_transport(proto.transport, proto)
+        finally:
+            await _closed(server)
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop accepts on the fd, not through the socket object")
+def test_server_socket_subclass_overriding_accept_is_called(loop):
+    # As asyncio's loop: a listening socket whose class overrides accept()
+    # has its accept() called for each connection.
+    calls = []
+
+    class CountingSocket(socket.socket):
+        def accept(self):
+            conn, addr = super().accept()
+            calls.append(addr)
+            return conn, addr
+
+    async def main():
+        lsock = CountingSocket(socket.AF_INET, socket.SOCK_STREAM)
+        lsock.bind(("127.0.0.1", 0))
+        accepted = Accepted(echo=True)
+        server = await loop.create_server(accepted, sock=lsock)
+        try:
+            assert await _echo_roundtrip(loop, lsock.getsockname()) == b"hello server"
+            await accepted.wait(1)
+            assert len(calls) == 1
+        finally:
+            await _closed(server)
+
+    run(loop, main())
+
+
 def test_server_many_hosts(loop):
     async def main():
         server = await loop.create_server(lambda: Recorder(echo=True),
