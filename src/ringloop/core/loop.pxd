@@ -1,5 +1,13 @@
+cimport cython
 from ringloop.core.handles cimport Handle, TimerHandle
 from ringloop.drivers.base cimport Driver, FdWatch, Waker
+
+
+@cython.final
+cdef class TransportMap:
+    cdef dict refs               # fd -> weakref.ref to its transport
+    cdef int put(self, object fd, object transport) except -1
+    cdef object _live(self, object fd)
 
 
 cdef class CoreLoop:
@@ -57,7 +65,7 @@ cdef class CoreLoop:
         int owner_pid            # getpid() when made
 
         # --- transports ---------------------------------------------------
-        public object _transports   # weakref.WeakValueDictionary: fd -> transport
+        public TransportMap _transports   # fd -> transport, weakly
         char *rbuf                  # the stream transports' shared read buffer
         Py_ssize_t rbuf_size
         object spare_bytes          # a read's bytes nobody kept (stream.pyx)

@@ -5,6 +5,7 @@ cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
 from cpython.object cimport PyObject
+from cpython.weakref cimport PyWeakref_NewRef, PyWeakref_GetObject
 
 cdef extern from "Python.h":
     ctypedef struct PyTypeObject
@@ -50,6 +51,17 @@ from ringloop.includes.system cimport (
     fcntl, F_GETFD, rl_install_atfork, rl_fork_gen, getpid,
 )
 from ringloop.includes cimport system as _sys
+from ringloop.includes.net cimport (
+    inet_pton, AF_UNSPEC, AF_INET, AF_INET6, SOCK_STREAM, SOCK_DGRAM,
+    IPPROTO_TCP, IPPROTO_UDP,
+)
+from cpython.long cimport PyLong_Check, PyLong_CheckExact, PyLong_AsLongAndOverflow
+from cpython.unicode cimport PyUnicode_CheckExact
+from libc.string cimport strlen, memchr
+
+cdef extern from "Python.h":
+    const char *PyUnicode_AsUTF8AndSize(object u, Py_ssize_t *size) except NULL
+    bint PyUnicode_IS_ASCII(object u)
 
 
 cdef inline int _c_errno() noexcept:
@@ -207,6 +219,87 @@ def choose_driver(selector=None, *, bint portable=False):
     return EpollDriver()
 
 
+@cython.final
+cdef class TransportMap:
+    """fd -> the transport using it, weakly: what asyncio's loops keep in a
+    WeakValueDictionary (``loop._transports``), so that add_reader() and the
+    sock_* calls can refuse a live transport's fd.  A dict of weak
+    references: setting an entry is a dict store and, most often, no
+    allocation (the transport's existing weak reference is reused), where
+    WeakValueDictionary runs Python code and makes a KeyedRef per entry.  A
+    dead transport's entry stays until its fd number is used again (it then
+    reads as absent), so the map holds at most one entry per fd number."""
+
+    def __cinit__(self):
+        self.refs = {}
+
+    cdef int put(self, object fd, object transport) except -1:
+        self.refs[fd] = PyWeakref_NewRef(transport, None)
+        return 0
+
+    cdef object _live(self, object fd):
+        ref = self.refs.get(fd)
+        if ref is None:
+            return None
+        obj = <object>PyWeakref_GetObject(ref)
+        if obj is None:
+            del self.refs[fd]
+        return obj
+
+    def __setitem__(self, fd, transport):
+        self.put(fd, transport)
+
+    def __getitem__(self, fd):
+        obj = self._live(fd)
+        if obj is None:
+            raise KeyError(fd)
+        return obj
+
+    def __delitem__(self, fd):
+        if self._live(fd) is None:
+            raise KeyError(fd)
+        del self.refs[fd]
+
+    def __contains__(self, fd):
+        return self._live(fd) is not None
+
+    def get(self, fd, default=None):
+        obj = self._live(fd)
+        return default if obj is None else obj
+
+    def pop(self, fd, *default):
+        obj = self._live(fd)
+        if obj is None:
+            if default:
+                return default[0]
+            raise KeyError(fd)
+        del self.refs[fd]
+        return obj
+
+    def items(self):
+        live = []
+        for fd, ref in list(self.refs.items()):
+            obj = <object>PyWeakref_GetObject(ref)
+            if obj is not None:
+                live.append((fd, obj))
+        return live
+
+    def keys(self):
+        return [fd for fd, _ in self.items()]
+
+    def values(self):
+        return [obj for _, obj in self.items()]
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def __len__(self):
+        return len(self.items())
+
+    def __repr__(self):
+        return f"<TransportMap {dict(self.items())!r}>"
+
+
 cdef class CoreLoop:
     """The compiled core shared by ringloop's public loop classes."""
 
@@ -230,7 +323,7 @@ cdef class CoreLoop:
         self.old_wakeup_id = None
         self.signal_handlers = {}
         self.origin_tracking_enabled = False
-        self._transports = weakref.WeakValueDictionary()
+        self._transports = TransportMap()
         self.rbuf = NULL
         self.rbuf_size = 0
         self.spare_bytes = None
@@ -1634,11 +1727,14 @@ cdef class CoreLoop:
             family = sock.family
             stype = sock.type
             proto = sock.proto
-        if family == socket.AF_INET or (
-                socket.has_ipv6 and family == socket.AF_INET6):
-            resolved = await self._ensure_resolved(
-                address, family=family, type=stype, proto=proto)
-            address = resolved[0][4]
+        if family == AF_INET or (_HAS_IPV6 and family == AF_INET6):
+            # An IP literal at once (no coroutine), else by getaddrinfo.
+            host, port = address[:2]
+            info = _ipaddr_info(host, port, family, stype, proto, *address[2:])
+            if info is None:
+                address = await self._resolve_first(address, family, stype, proto)
+            else:
+                address = info[4]
         fut = self._new_future()
         self._sock_connect(fut, sock, address)
         try:
@@ -1648,20 +1744,32 @@ cdef class CoreLoop:
 
     def _sock_connect(self, fut, sock, address):
         fd = sock.fileno()
+        cdef bint pending = False
         try:
-            sock.connect(address)
+            if type(sock) is _py_socket:
+                # connect_ex(): the errno, without an exception object for
+                # the usual EINPROGRESS; any other error is raised as
+                # connect() raises it.
+                err = sock.connect_ex(address)
+                if err in _CONNECT_PENDING:
+                    pending = True
+                elif err:
+                    raise OSError(err, os.strerror(err))
+            else:
+                sock.connect(address)
         except (BlockingIOError, InterruptedError):
-            self._ensure_fd_no_transport(fd)
-            handle = self._add_writer(fd, self._sock_connect_cb, (fut, sock, address))
-            fut.add_done_callback(_sock_done(self, fd, handle, True))
+            pending = True
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             fut.set_exception(exc)
+            return
+        if pending:
+            self._ensure_fd_no_transport(fd)
+            handle = self._add_writer(fd, self._sock_connect_cb, (fut, sock, address))
+            fut.add_done_callback(_sock_done(self, fd, handle, True))
         else:
             fut.set_result(None)
-        finally:
-            fut = None
 
     def _sock_connect_cb(self, fut, sock, address):
         if fut.done():
@@ -1680,6 +1788,12 @@ cdef class CoreLoop:
             fut.set_result(None)
         finally:
             fut = None
+
+    async def _resolve_first(self, address, family, type, proto):
+        # sock_connect's address when it is not an IP literal.
+        resolved = await self._ensure_resolved(
+            address, family=family, type=type, proto=proto)
+        return resolved[0][4]
 
     async def _ensure_resolved(self, address, *, family=0, type=socket.SOCK_STREAM,
                                proto=0, flags=0, loop=None):
@@ -2162,11 +2276,84 @@ def _is_numeric_query(host, port):
     return True
 
 
+cdef object _py_socket = socket.socket
+cdef frozenset _CONNECT_PENDING = frozenset({
+    _errno.EINPROGRESS, _errno.EAGAIN, _errno.EALREADY, _errno.EINTR})
+cdef object _AF_INET_E = socket.AF_INET
+cdef object _AF_INET6_E = socket.AF_INET6
+cdef object _IPPROTO_TCP_E = socket.IPPROTO_TCP
+cdef object _IPPROTO_UDP_E = socket.IPPROTO_UDP
+cdef bint _HAS_IPV6 = socket.has_ipv6
+
+
+cdef inline bint _c_long(object o, long *out):
+    # An int (or int subclass: IntEnum) that fits a C long.
+    cdef int overflow = 0
+    cdef long v
+    if not PyLong_Check(o):
+        return False
+    v = PyLong_AsLongAndOverflow(o, &overflow)
+    if overflow:
+        return False
+    out[0] = v
+    return True
+
+
+cdef object _literal_info(object host, object port, object family, object type,
+                          object flowinfo, object scopeid):
+    # The common case of _ipaddr_info, in C: a str host of ASCII characters
+    # (no NUL, no '%'), an exact int port, and int family/type/proto.
+    # Returns what _ipaddr_info returns (the same objects: asyncio's enums
+    # where it gives enums), or NotImplemented for "not the common case".
+    cdef long c_family = 0, c_type = 0
+    cdef Py_ssize_t n
+    cdef const char *text
+    cdef unsigned char addr[16]
+    if not PyUnicode_CheckExact(host) or not PyLong_CheckExact(port):
+        return NotImplemented
+    if not _c_long(family, &c_family) or not _c_long(type, &c_type):
+        return NotImplemented
+    if not PyUnicode_IS_ASCII(host):
+        return NotImplemented
+    text = PyUnicode_AsUTF8AndSize(host, &n)
+    if <Py_ssize_t>strlen(text) != n or memchr(text, 37, n) != NULL:   # NUL, '%'
+        return NotImplemented
+    if c_type == SOCK_STREAM:
+        proto = _IPPROTO_TCP_E
+    elif c_type == SOCK_DGRAM:
+        proto = _IPPROTO_UDP_E
+    else:
+        return None
+    if c_family == AF_UNSPEC:
+        if inet_pton(AF_INET, text, addr) == 1:
+            return (_AF_INET_E, type, proto, '', (host, port))
+        if _HAS_IPV6 and inet_pton(AF_INET6, text, addr) == 1:
+            return (_AF_INET6_E, type, proto, '', (host, port, flowinfo, scopeid))
+        return None
+    if c_family == AF_INET:
+        if inet_pton(AF_INET, text, addr) == 1:
+            return (family, type, proto, '', (host, port))
+        return None
+    if c_family == AF_INET6:
+        if inet_pton(AF_INET6, text, addr) == 1:
+            if _HAS_IPV6:
+                return (family, type, proto, '', (host, port, flowinfo, scopeid))
+            return (family, type, proto, '', (host, port))
+        return None
+    return NotImplemented
+
+
 def _ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):
     # Resolve an (IP literal, numeric port) pair without getaddrinfo, as
     # asyncio does for sock_connect; None means "ask the resolver".
     if not hasattr(socket, 'inet_pton'):
         return None
+    cdef long c_proto = 0
+    if _c_long(proto, &c_proto) and (
+            c_proto == 0 or c_proto == IPPROTO_TCP or c_proto == IPPROTO_UDP):
+        info = _literal_info(host, port, family, type, flowinfo, scopeid)
+        if info is not NotImplemented:
+            return info
     if proto not in {0, socket.IPPROTO_TCP, socket.IPPROTO_UDP} or host is None:
         return None
     if type == socket.SOCK_STREAM:

@@ -13,6 +13,7 @@ import socket
 
 from ringloop.core.loop cimport CoreLoop
 from ringloop.drivers.uring cimport UringDriver, UringOp
+from ringloop.core.loop import _ipaddr_info
 
 cdef object sock_socket = socket.socket
 cdef object raw_type = _socket.socket.type.__get__    # an int, without socket.py's enum
@@ -278,9 +279,15 @@ cdef class ProactorCore(CoreLoop):
         # (a socket.socket here: ints, without socket.py's enum conversions)
         family = raw_family(sock)
         if family == AF_INET or (socket.has_ipv6 and family == AF_INET6):
-            resolved = await self._ensure_resolved(
-                address, family=family, type=raw_type(sock), proto=raw_proto(sock))
-            address = resolved[0][4]
+            # An IP literal at once (no coroutine), else by getaddrinfo.
+            stype = raw_type(sock)
+            proto = raw_proto(sock)
+            host, port = address[:2]
+            info = _ipaddr_info(host, port, family, stype, proto, *address[2:])
+            if info is None:
+                address = await self._resolve_first(address, family, stype, proto)
+            else:
+                address = info[4]
         fut = self._op_future()
         op = self.uring.op_connect(sock.fileno(), family, address, fut)
         try:

@@ -25,10 +25,19 @@ cdef extern from "<sys/socket.h>" nogil:
     enum:
         MSG_NOSIGNAL
         SHUT_WR
+        AF_UNSPEC
+        AF_INET
+        AF_INET6
+        SOCK_STREAM
+        SOCK_DGRAM
 
 cdef extern from "<netinet/in.h>" nogil:
     enum:
         IPPROTO_TCP
+        IPPROTO_UDP
+
+cdef extern from "<arpa/inet.h>" nogil:
+    int inet_pton(int af, const char *src, void *dst)
 
 cdef extern from "<netinet/tcp.h>" nogil:
     enum:
@@ -41,6 +50,7 @@ cdef extern from "<errno.h>" nogil:
         EAGAIN
         EWOULDBLOCK
         EIO
+        ECONNABORTED
 
 cdef extern from "<limits.h>" nogil:
     enum:

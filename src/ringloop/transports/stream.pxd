@@ -79,6 +79,7 @@ cdef class StreamCore(IOTarget):
 
 cdef class AcceptCore(IOTarget):
     """A listening socket's accept loop (one per socket of a Server)."""
+    cdef int _accept_one(self, conn, addr, int tcp_fd) except -1
     cdef:
         CoreLoop loop
         object sock
@@ -92,3 +93,4 @@ cdef class AcceptCore(IOTarget):
         double retry_delay
         bint starved              # out of fds: reported once until it ends
         int family, stype, proto  # the listener's; family -1: call sock.accept()
+        bint c_accept             # a TCP listener: accept4() in on_readable

@@ -59,8 +59,19 @@ from ringloop.includes.system cimport read as c_read, write as c_write
 from ringloop.includes.net cimport (
     iovec, msghdr, send, recv, sendmsg, writev, setsockopt, shutdown,
     MSG_NOSIGNAL, SHUT_WR, IPPROTO_TCP, TCP_NODELAY, errno, EINTR, EAGAIN, EIO,
-    EWOULDBLOCK, IOV_MAX,
+    EWOULDBLOCK, IOV_MAX, ECONNABORTED, socklen_t,
 )
+from cpython.exc cimport PyErr_CheckSignals
+
+cdef extern from "<sys/socket.h>":
+    struct sockaddr_storage:
+        unsigned short ss_family
+
+cdef extern from "ringloop_sockaddr.h":
+    const int RL_HAVE_ACCEPT4
+    object rl_inet_name(int fd, int peer)
+    object rl_inet_address(const void *addr, socklen_t len)
+    int rl_accept_cloexec(int fd, sockaddr_storage *ss, socklen_t *len)
 
 cdef object aio_set_result_unless_cancelled = aio_futures._set_result_unless_cancelled
 cdef object aio_extract_stack = aio_format_helpers.extract_stack
@@ -74,6 +85,7 @@ cdef object raw_type = _socket.socket.type.__get__
 cdef object raw_proto = _socket.socket.proto.__get__
 cdef object py_socket = socket.socket
 cdef object py_socket_accept = socket.socket.accept
+cdef object py_socket_raw_accept = _socket.socket._accept
 cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
@@ -145,6 +157,27 @@ cdef int set_nodelay(object sock) except -1:
     if (family == AF_INET or family == AF_INET6) and stype == SOCK_STREAM:
         setsockopt(sock.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
     return 0
+
+
+# asyncio's TransportSocket(sock) is an object with one slot, _sock, that
+# its __init__ sets (3.11-3.13): made here without running that Python
+# frame, while __init__ is still only that (else the class is called).
+cdef object _object_new = object.__new__
+cdef object _ts_set_sock = None
+try:
+    if (aio_TransportSocket.__slots__ == ('_sock',)
+            and aio_TransportSocket.__init__.__code__.co_names == ('_sock',)):
+        _ts_set_sock = aio_TransportSocket._sock.__set__
+except AttributeError:
+    pass
+
+
+cdef object new_transport_socket(object sock):
+    if _ts_set_sock is None:
+        return aio_TransportSocket(sock)
+    ts = _object_new(aio_TransportSocket)
+    _ts_set_sock(ts, sock)
+    return ts
 
 
 cdef class StreamCore(IOTarget):
@@ -1126,22 +1159,45 @@ class StreamTransport(_CoreFront, aio_transports._FlowControlMixin):
 
 
 
+cdef object _sock_name(object sock, int fd, bint peer):
+    # sock.getsockname() / getpeername(), None if it fails, as asyncio
+    # records them; IP addresses built in C when fd is an IP socket's.
+    if fd >= 0:
+        name = rl_inet_name(fd, peer)
+        if name is not NotImplemented:
+            return name
+    try:
+        return sock.getpeername() if peer else sock.getsockname()
+    except OSError:
+        return None
+
+
+cdef dict _socket_extra(object sock, object extra, int fd):
+    # fd: the socket's fd if it is an AF_INET/AF_INET6 socket, else -1.
+    if extra is None:
+        extra = {}
+    extra['socket'] = new_transport_socket(sock)
+    extra['sockname'] = _sock_name(sock, fd, False)
+    if 'peername' not in extra:
+        extra['peername'] = _sock_name(sock, fd, True)
+    return extra
+
+
+cdef int _inet_fd(object sock, int family) except -2:
+    # sock's fd if it is a socket.socket of an IP family, else -1.
+    if family < 0:
+        if not isinstance(sock, _socket.socket):
+            return -1
+        family = raw_family(sock)
+    if family == AF_INET or family == AF_INET6:
+        return sock.fileno()
+    return -1
+
+
 def socket_extra(sock, extra=None):
     """A socket transport's extra info, as asyncio fills it: 'socket' (a
     TransportSocket), 'sockname', and 'peername' unless given."""
-    if extra is None:
-        extra = {}
-    extra['socket'] = aio_TransportSocket(sock)
-    try:
-        extra['sockname'] = sock.getsockname()
-    except OSError:
-        extra['sockname'] = None
-    if 'peername' not in extra:
-        try:
-            extra['peername'] = sock.getpeername()
-        except OSError:
-            extra['peername'] = None
-    return extra
+    return _socket_extra(sock, extra, _inet_fd(sock, -1))
 
 
 def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
@@ -1149,9 +1205,21 @@ def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
     """The loop's _make_socket_transport: a connected stream socket
     (non-blocking) becomes a StreamTransport; connection_made, then
     reading, then the waiter's result are scheduled, in asyncio's order."""
+    return _make_stream_transport(loop, sock, protocol, waiter, extra, server, -1)
+
+
+cdef object _make_stream_transport(CoreLoop loop, sock, protocol, waiter,
+                                   extra, server, int tcp_fd):
+    # tcp_fd: sock's fd when the caller knows it for a TCP socket (the
+    # accept loop), else -1.
     cdef StreamCore core = StreamCore.__new__(StreamCore)
-    extra = socket_extra(sock, extra)
-    set_nodelay(sock)
+    cdef int one = 1
+    if tcp_fd >= 0:
+        extra = _socket_extra(sock, extra, tcp_fd)
+        setsockopt(tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+    else:
+        extra = _socket_extra(sock, extra, _inet_fd(sock, -1))
+        set_nodelay(sock)
     core.loop = loop
     core.sock = sock
     core.fd = sock.fileno()
@@ -1173,7 +1241,7 @@ def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
         # Only once attached: a transport whose _attach() failed (its
         # server was closed in the protocol factory) never detaches.
         core.server = server
-    loop._transports[core.fd] = transport
+    loop._transports.put(core.fd, transport)
     held = loop._take_received(core.fd)
     if held is not None:
         core.held = b"".join([chunk for chunk, _ in held])
@@ -1341,6 +1409,10 @@ cdef class AcceptCore(IOTarget):
             self.proto = raw_proto(sock)
         else:
             self.family = -1
+        # TCP listeners of socket.socket's own _accept(): accept4() here.
+        self.c_accept = (RL_HAVE_ACCEPT4 and self.stype == SOCK_STREAM
+                         and (self.family == AF_INET or self.family == AF_INET6)
+                         and type(sock)._accept is py_socket_raw_accept)
 
     def start(self):
         if self.loop.closed or self.sock is None:
@@ -1363,12 +1435,37 @@ cdef class AcceptCore(IOTarget):
         self.start()
 
     cdef int on_readable(self) except -1:
-        cdef int i
+        cdef int i, c_fd, err
+        cdef int tcp_fd = -1
+        cdef sockaddr_storage ss
+        cdef socklen_t slen
         cdef CoreLoop loop = self.loop
         sock = self.sock
         for i in range(self.backlog):
             try:
-                if self.family >= 0:
+                if self.c_accept:
+                    # accept4() here, as _accept() calls it; the peer's
+                    # address built in C; no exception object when the
+                    # queue is empty.
+                    c_fd = rl_accept_cloexec(self.fd, &ss, &slen)
+                    if c_fd < 0:
+                        err = errno
+                        if err == EINTR:
+                            PyErr_CheckSignals()
+                            continue
+                        if err == EAGAIN or err == ECONNABORTED:
+                            return 0
+                        if err == EWOULDBLOCK:
+                            return 0
+                        raise _os_error(err)
+                    try:
+                        addr = rl_inet_address(&ss, slen)
+                        conn = py_socket(self.family, self.stype, self.proto, c_fd)
+                    except BaseException:
+                        os.close(c_fd)
+                        raise
+                    tcp_fd = c_fd
+                elif self.family >= 0:
                     conn_fd, addr = sock._accept()
                     try:
                         conn = py_socket(self.family, self.stype, self.proto, conn_fd)
@@ -1405,7 +1502,7 @@ cdef class AcceptCore(IOTarget):
                 aio_logger.debug("%r got a new connection from %r: %r",
                                  self.server, addr, conn)
             conn.setblocking(False)
-            self._accepted(conn, addr)
+            self._accept_one(conn, addr, tcp_fd)
             if self.rh is None:
                 # The protocol factory closed the server (or stopped it):
                 # accept no more; the listening socket may be closed.
@@ -1413,12 +1510,17 @@ cdef class AcceptCore(IOTarget):
         return 0
 
     def _accepted(self, conn, addr):
+        self._accept_one(conn, addr, -1)
+
+    cdef int _accept_one(self, conn, addr, int tcp_fd) except -1:
+        # tcp_fd: conn's fd when it is known to be a TCP socket, else -1.
         protocol = None
         transport = None
         try:
             protocol = self.protocol_factory()
-            transport = make_stream_transport(self.loop, conn, protocol,
-                                              None, {'peername': addr}, self.server)
+            transport = _make_stream_transport(self.loop, conn, protocol,
+                                               None, {'peername': addr},
+                                               self.server, tcp_fd)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -1428,7 +1530,7 @@ cdef class AcceptCore(IOTarget):
                 transport.close()
             # As asyncio (3.11-3.13): reported in debug mode only.
             if not self.loop.debug:
-                return
+                return 0
             context = {
                 'message': 'Error on transport creation for incoming connection',
                 'exception': exc,
@@ -1438,3 +1540,4 @@ cdef class AcceptCore(IOTarget):
             if transport is not None:
                 context['transport'] = transport
             self.loop.call_exception_handler(context)
+        return 0
