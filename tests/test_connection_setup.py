@@ -203,6 +203,36 @@ def test_socket_extra_is_a_transport_socket_over_the_transports_socket(loop):
     run(loop, main())
 
 
+@pytest.mark.xfail_uvloop("uvloop reads the addresses from the fd")
+def test_socket_class_overriding_getsockname_is_asked(loop):
+    # As asyncio's transports: the addresses come from the socket's own
+    # getsockname()/getpeername() when its class overrides them.
+    class Named(socket.socket):
+        def getsockname(self):
+            return ("sockname", 1)
+
+        def getpeername(self):
+            return ("peername", 2)
+
+    async def main():
+        server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+        try:
+            port = server.sockets[0].getsockname()[1]
+            sock = Named(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            await loop.sock_connect(sock, ("127.0.0.1", port))
+            rec = Recorder()
+            tr, _ = await loop.create_connection(lambda: rec, sock=sock)
+            assert tr.get_extra_info("sockname") == ("sockname", 1)
+            assert tr.get_extra_info("peername") == ("peername", 2)
+            await close_transport(tr, rec)
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    run(loop, main())
+
+
 @IPV6
 def test_recorded_ipv6_addresses_equal_the_socket_modules(loop):
     async def main():

@@ -86,6 +86,8 @@ cdef object raw_proto = _socket.socket.proto.__get__
 cdef object py_socket = socket.socket
 cdef object py_socket_accept = socket.socket.accept
 cdef object py_socket_raw_accept = _socket.socket._accept
+cdef object py_socket_getsockname = _socket.socket.getsockname
+cdef object py_socket_getpeername = _socket.socket.getpeername
 cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
@@ -1184,9 +1186,14 @@ cdef dict _socket_extra(object sock, object extra, int fd):
 
 
 cdef int _inet_fd(object sock, int family) except -2:
-    # sock's fd if it is a socket.socket of an IP family, else -1.
+    # sock's fd if it is a socket.socket of an IP family whose class keeps
+    # the socket module's getsockname()/getpeername(), else -1.
     if family < 0:
-        if not isinstance(sock, _socket.socket):
+        t = type(sock)
+        if t is not py_socket and not (
+                isinstance(sock, _socket.socket)
+                and t.getsockname is py_socket_getsockname
+                and t.getpeername is py_socket_getpeername):
             return -1
         family = raw_family(sock)
     if family == AF_INET or family == AF_INET6:
