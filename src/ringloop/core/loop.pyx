@@ -1729,12 +1729,9 @@ cdef class CoreLoop:
             proto = sock.proto
         if family == AF_INET or (_HAS_IPV6 and family == AF_INET6):
             # An IP literal at once (no coroutine), else by getaddrinfo.
-            host, port = address[:2]
-            info = _ipaddr_info(host, port, family, stype, proto, *address[2:])
-            if info is None:
-                address = await self._resolve_first(address, family, stype, proto)
-            else:
-                address = info[4]
+            literal = _literal_address(address, family, stype, proto)
+            address = (literal if literal is not None else
+                       await self._resolve_first(address, family, stype, proto))
         fut = self._new_future()
         self._sock_connect(fut, sock, address)
         try:
@@ -2341,6 +2338,14 @@ cdef object _literal_info(object host, object port, object family, object type,
             return (family, type, proto, '', (host, port))
         return None
     return NotImplemented
+
+
+def _literal_address(address, family, type, proto):
+    # sock_connect's address resolved at once if it is an IP literal (as
+    # asyncio's _ensure_resolved would), else None.
+    host, port = address[:2]
+    info = _ipaddr_info(host, port, family, type, proto, *address[2:])
+    return None if info is None else info[4]
 
 
 def _ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):

@@ -13,7 +13,7 @@ import socket
 
 from ringloop.core.loop cimport CoreLoop
 from ringloop.drivers.uring cimport UringDriver, UringOp
-from ringloop.core.loop import _ipaddr_info
+from ringloop.core.loop import _literal_address
 
 cdef object sock_socket = socket.socket
 cdef object raw_type = _socket.socket.type.__get__    # an int, without socket.py's enum
@@ -282,12 +282,9 @@ cdef class ProactorCore(CoreLoop):
             # An IP literal at once (no coroutine), else by getaddrinfo.
             stype = raw_type(sock)
             proto = raw_proto(sock)
-            host, port = address[:2]
-            info = _ipaddr_info(host, port, family, stype, proto, *address[2:])
-            if info is None:
-                address = await self._resolve_first(address, family, stype, proto)
-            else:
-                address = info[4]
+            literal = _literal_address(address, family, stype, proto)
+            address = (literal if literal is not None else
+                       await self._resolve_first(address, family, stype, proto))
         fut = self._op_future()
         op = self.uring.op_connect(sock.fileno(), family, address, fut)
         try:
