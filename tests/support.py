@@ -268,6 +268,31 @@ class Recorder(asyncio.Protocol):
         return bytes(self.data)
 
 
+class Accepted:
+    """Protocol factory that keeps every server-side protocol it made."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+        self.protocols = []
+        self._new = None
+
+    def __call__(self):
+        proto = Recorder(**self.kwargs)
+        self.protocols.append(proto)
+        if self._new is not None and not self._new.done():
+            self._new.set_result(None)
+        return proto
+
+    async def wait(self, n):
+        """Wait until ``n`` connections were accepted; return the n-th protocol."""
+        while len(self.protocols) < n:
+            self._new = asyncio.get_running_loop().create_future()
+            await self._new
+        proto = self.protocols[n - 1]
+        await proto.made
+        return proto
+
+
 class FlowRecorder(Recorder):
     """A Recorder that also records the write buffer size seen in each
     flow-control call: ``sizes`` is a list of ("pause" | "resume", size)."""

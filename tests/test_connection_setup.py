@@ -21,7 +21,7 @@ from asyncio import base_events, trsock
 
 import pytest
 
-from tests.support import Recorder, close_transport, has_ipv6, run
+from tests.support import Accepted, Recorder, close_transport, has_ipv6, run
 
 IPV6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback")
 LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"),
@@ -143,28 +143,13 @@ def test_recorded_addresses_equal_the_socket_modules(loop, source):
     # equal what the socket module returns for the same sockets.
     async def main():
         rec = Recorder()
-        server_transports = []
-
-        def factory():
-            proto = Recorder()
-            orig = proto.connection_made
-
-            def made(tr):
-                server_transports.append(tr)
-                orig(tr)
-            proto.connection_made = made
-            return proto
-
-        server = await loop.create_server(factory, "127.0.0.1", 0)
+        accepted = Accepted()
+        server = await loop.create_server(accepted, "127.0.0.1", 0)
         try:
             port = server.sockets[0].getsockname()[1]
             tr, _ = await loop.create_connection(
                 lambda: rec, "127.0.0.1", port, local_addr=(source, 0))
-            for _ in range(100):
-                if server_transports:
-                    break
-                await asyncio.sleep(0.01)
-            (str_,) = server_transports
+            str_ = (await accepted.wait(1)).transport
             csock = tr.get_extra_info("socket")
             ssock = str_.get_extra_info("socket")
             assert tr.get_extra_info("sockname") == csock.getsockname() == (source, csock.getsockname()[1])
@@ -236,18 +221,13 @@ def test_socket_class_overriding_getsockname_is_asked(loop):
 @IPV6
 def test_recorded_ipv6_addresses_equal_the_socket_modules(loop):
     async def main():
-        accepted = []
-        server = await loop.create_server(
-            lambda: accepted.append(Recorder()) or accepted[-1], "::1", 0)
+        accepted = Accepted()
+        server = await loop.create_server(accepted, "::1", 0)
         try:
             port = server.sockets[0].getsockname()[1]
             rec = Recorder()
             tr, _ = await loop.create_connection(lambda: rec, "::1", port)
-            for _ in range(100):
-                if accepted and accepted[0].transport is not None:
-                    break
-                await asyncio.sleep(0.01)
-            str_ = accepted[0].transport
+            str_ = (await accepted.wait(1)).transport
             csock = tr.get_extra_info("socket")
             ssock = str_.get_extra_info("socket")
             assert tr.get_extra_info("sockname") == csock.getsockname()
@@ -266,9 +246,8 @@ def test_recorded_ipv6_addresses_equal_the_socket_modules(loop):
 def test_accepted_sockets_are_not_inheritable(loop):
     # As socket.accept() makes them (accept4 with SOCK_CLOEXEC).
     async def main():
-        accepted = []
-        server = await loop.create_server(
-            lambda: accepted.append(Recorder()) or accepted[-1], "127.0.0.1", 0)
+        accepted = Accepted()
+        server = await loop.create_server(accepted, "127.0.0.1", 0)
         try:
             port = server.sockets[0].getsockname()[1]
             socks = []
@@ -277,11 +256,9 @@ def test_accepted_sockets_are_not_inheritable(loop):
                 s.setblocking(False)
                 await loop.sock_connect(s, ("127.0.0.1", port))
                 socks.append(s)
-            for _ in range(100):
-                if len(accepted) == 5 and all(p.transport for p in accepted):
-                    break
-                await asyncio.sleep(0.01)
-            for p in accepted:
+            for n in range(1, 6):
+                await accepted.wait(n)
+            for p in accepted.protocols:
                 sock = p.transport.get_extra_info("socket")
                 assert sock.get_inheritable() is False
                 assert os.get_inheritable(sock.fileno()) is False

@@ -19,7 +19,7 @@ from asyncio import trsock
 
 import pytest
 
-from tests.support import TIMEOUT, Recorder, close_transport, has_ipv6, run
+from tests.support import TIMEOUT, Accepted, Recorder, close_transport, has_ipv6, run
 
 IPV6 = pytest.mark.skipif(not has_ipv6(), reason="no IPv6 loopback")
 FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"),
@@ -27,31 +27,6 @@ FAMILIES = [pytest.param(socket.AF_INET, id="ipv4"),
 HOST = {socket.AF_INET: "127.0.0.1", socket.AF_INET6: "::1"}
 PY312 = sys.version_info >= (3, 12)
 PY313 = sys.version_info >= (3, 13)
-
-
-class Accepted:
-    """Protocol factory that keeps every server-side protocol it made."""
-
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-        self.protocols = []
-        self._new = None
-
-    def __call__(self):
-        proto = Recorder(**self.kwargs)
-        self.protocols.append(proto)
-        if self._new is not None and not self._new.done():
-            self._new.set_result(None)
-        return proto
-
-    async def wait(self, n):
-        """Wait until ``n`` connections were accepted; return the n-th protocol."""
-        while len(self.protocols) < n:
-            self._new = asyncio.get_running_loop().create_future()
-            await self._new
-        proto = self.protocols[n - 1]
-        await proto.made
-        return proto
 
 
 def _addr(server, i=0):

@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from tests.support import (TIMEOUT, Recorder, close_transport, run, short_tmpdir,
+from tests.support import (TIMEOUT, Accepted, Recorder, close_transport, run, short_tmpdir,
                            socketpair)
 
 PY313 = sys.version_info >= (3, 13)
@@ -32,25 +32,6 @@ def path(sock_dir):
 
 def _abstract_name():
     return "\0ringloop-test-" + uuid.uuid4().hex[:12]
-
-
-class Accepted:
-    def __init__(self, **kwargs):
-        self.kwargs = kwargs
-        self.protocols = []
-
-    def __call__(self):
-        self.protocols.append(Recorder(**self.kwargs))
-        return self.protocols[-1]
-
-    async def wait(self, n):
-        for _ in range(int(TIMEOUT / 0.005)):
-            if len(self.protocols) >= n:
-                break
-            await asyncio.sleep(0.005)
-        proto = self.protocols[n - 1]
-        await proto.made
-        return proto
 
 
 async def _roundtrip(loop, address, payload=b"unix payload"):

@@ -3,6 +3,12 @@ from ringloop.core.handles cimport Handle, TimerHandle
 from ringloop.drivers.base cimport Driver, FdWatch, Waker
 
 
+# A _socket.socket's family, type and protocol as ints (no enum conversion).
+cdef int sock_family(object sock) except? -1
+cdef int sock_type(object sock) except? -1
+cdef int sock_proto(object sock) except? -1
+
+
 @cython.final
 cdef class TransportMap:
     cdef dict refs               # fd -> weakref.ref to its transport

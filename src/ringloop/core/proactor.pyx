@@ -7,21 +7,15 @@ readiness, which is already zero-copy) is the shared core, unchanged.
 """
 
 import asyncio
-import _socket
 import errno
 import socket
 
-from ringloop.core.loop cimport CoreLoop
+from ringloop.core.loop cimport CoreLoop, sock_family, sock_type, sock_proto
+from ringloop.includes.net cimport AF_INET, AF_INET6, SOCK_STREAM
 from ringloop.drivers.uring cimport UringDriver, UringOp
 from ringloop.core.loop import _literal_address
 
 cdef object sock_socket = socket.socket
-cdef object raw_type = _socket.socket.type.__get__    # an int, without socket.py's enum
-cdef object raw_family = _socket.socket.family.__get__
-cdef object raw_proto = _socket.socket.proto.__get__
-cdef int SOCK_STREAM = socket.SOCK_STREAM
-cdef int AF_INET = socket.AF_INET
-cdef int AF_INET6 = socket.AF_INET6
 
 
 cdef int _family_of(sock) except -1:
@@ -141,7 +135,7 @@ cdef class ProactorCore(CoreLoop):
         # ring receive took for a call cancelled meanwhile could be truncated
         # (the caller's buffer size) and could not go back to the kernel; the
         # readiness path takes nothing before it is wanted.
-        return raw_type(sock) == SOCK_STREAM or not method.startswith('recv')
+        return sock_type(sock) == SOCK_STREAM or not method.startswith('recv')
 
     cdef object _op_future(self):
         self._check_closed()
@@ -277,11 +271,11 @@ cdef class ProactorCore(CoreLoop):
             return await CoreLoop.sock_connect(self, sock, address)
         self._check_sock_free(sock)
         # (a socket.socket here: ints, without socket.py's enum conversions)
-        family = raw_family(sock)
+        family = sock_family(sock)
         if family == AF_INET or (socket.has_ipv6 and family == AF_INET6):
             # An IP literal at once (no coroutine), else by getaddrinfo.
-            stype = raw_type(sock)
-            proto = raw_proto(sock)
+            stype = sock_type(sock)
+            proto = sock_proto(sock)
             literal = _literal_address(address, family, stype, proto)
             address = (literal if literal is not None else
                        await self._resolve_first(address, family, stype, proto))

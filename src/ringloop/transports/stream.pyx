@@ -54,12 +54,12 @@ cdef extern from "ringloop_call.h":
     object rl_call_method1(object obj, object name, object arg)
 
 from ringloop.core.handles cimport IOTarget, IOHandle, new_io_handle
-from ringloop.core.loop cimport CoreLoop
+from ringloop.core.loop cimport CoreLoop, sock_family, sock_type, sock_proto
 from ringloop.includes.system cimport read as c_read, write as c_write
 from ringloop.includes.net cimport (
     iovec, msghdr, send, recv, sendmsg, writev, setsockopt, shutdown,
     MSG_NOSIGNAL, SHUT_WR, IPPROTO_TCP, TCP_NODELAY, errno, EINTR, EAGAIN, EIO,
-    EWOULDBLOCK, IOV_MAX, ECONNABORTED, socklen_t,
+    EWOULDBLOCK, IOV_MAX, ECONNABORTED, socklen_t, AF_INET, AF_INET6, SOCK_STREAM,
 )
 from cpython.exc cimport PyErr_CheckSignals
 
@@ -78,11 +78,6 @@ cdef object aio_extract_stack = aio_format_helpers.extract_stack
 cdef object aio_BufferedProtocol = aio_protocols.BufferedProtocol
 cdef object aio_TransportSocket = aio_trsock.TransportSocket
 cdef object aio_SendfileMode = aio_constants._SendfileMode
-# A socket's family, type and protocol as ints: socket.py's properties
-# convert them to enums (~1 us each, several per connection).
-cdef object raw_family = _socket.socket.family.__get__
-cdef object raw_type = _socket.socket.type.__get__
-cdef object raw_proto = _socket.socket.proto.__get__
 cdef object py_socket = socket.socket
 cdef object py_socket_accept = socket.socket.accept
 cdef object py_socket_raw_accept = _socket.socket._accept
@@ -91,9 +86,6 @@ cdef object py_socket_getpeername = _socket.socket.getpeername
 cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
-cdef int AF_INET = socket.AF_INET
-cdef int AF_INET6 = socket.AF_INET6
-cdef int SOCK_STREAM = socket.SOCK_STREAM
 
 # The sockets are non-blocking: send/recv/sendmsg are called with the GIL
 # held (releasing it would cost more than the call).
@@ -144,20 +136,10 @@ cdef object _os_error(int err):
     return OSError(err, os.strerror(err))
 
 
-cdef int set_nodelay(object sock) except -1:
-    """TCP_NODELAY on TCP stream sockets, whatever proto they were made with."""
+cdef int set_nodelay(int fd) except -1:
+    # TCP_NODELAY on a TCP stream socket, whatever proto it was made with.
     cdef int one = 1
-    if isinstance(sock, _socket.socket):
-        family = raw_family(sock)
-        stype = raw_type(sock)
-    else:
-        try:
-            family = sock.family
-            stype = sock.type
-        except AttributeError:
-            return 0
-    if (family == AF_INET or family == AF_INET6) and stype == SOCK_STREAM:
-        setsockopt(sock.fileno(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
     return 0
 
 
@@ -1187,15 +1169,16 @@ cdef dict _socket_extra(object sock, object extra, int fd):
 
 cdef int _inet_fd(object sock, int family) except -2:
     # sock's fd if it is a socket.socket of an IP family whose class keeps
-    # the socket module's getsockname()/getpeername(), else -1.
+    # the socket module's getsockname()/getpeername(), else -1 (family: the
+    # socket's, when the caller has read it, else -1).
+    t = type(sock)
+    if t is not py_socket and not (
+            isinstance(sock, _socket.socket)
+            and t.getsockname is py_socket_getsockname
+            and t.getpeername is py_socket_getpeername):
+        return -1
     if family < 0:
-        t = type(sock)
-        if t is not py_socket and not (
-                isinstance(sock, _socket.socket)
-                and t.getsockname is py_socket_getsockname
-                and t.getpeername is py_socket_getpeername):
-            return -1
-        family = raw_family(sock)
+        family = sock_family(sock)
     if family == AF_INET or family == AF_INET6:
         return sock.fileno()
     return -1
@@ -1220,13 +1203,23 @@ cdef object _make_stream_transport(CoreLoop loop, sock, protocol, waiter,
     # tcp_fd: sock's fd when the caller knows it for a TCP socket (the
     # accept loop), else -1.
     cdef StreamCore core = StreamCore.__new__(StreamCore)
-    cdef int one = 1
+    cdef int family = -1, stype = -1
     if tcp_fd >= 0:
         extra = _socket_extra(sock, extra, tcp_fd)
-        setsockopt(tcp_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one))
+        set_nodelay(tcp_fd)
     else:
-        extra = _socket_extra(sock, extra, _inet_fd(sock, -1))
-        set_nodelay(sock)
+        if isinstance(sock, _socket.socket):
+            family = sock_family(sock)
+            stype = sock_type(sock)
+        else:
+            try:
+                family = sock.family
+                stype = sock.type
+            except (AttributeError, TypeError):    # not a socket's
+                family = stype = -1
+        extra = _socket_extra(sock, extra, _inet_fd(sock, family))
+        if (family == AF_INET or family == AF_INET6) and stype == SOCK_STREAM:
+            set_nodelay(sock.fileno())
     core.loop = loop
     core.sock = sock
     core.fd = sock.fileno()
@@ -1411,9 +1404,9 @@ cdef class AcceptCore(IOTarget):
         # connection made from _accept() with the listener's family, type
         # and protocol as ints (no enum conversions).
         if type(sock).accept is py_socket_accept and isinstance(sock, _socket.socket):
-            self.family = raw_family(sock)
-            self.stype = raw_type(sock)
-            self.proto = raw_proto(sock)
+            self.family = sock_family(sock)
+            self.stype = sock_type(sock)
+            self.proto = sock_proto(sock)
         else:
             self.family = -1
         # TCP listeners of socket.socket's own _accept(): accept4() here.
