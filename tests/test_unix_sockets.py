@@ -137,6 +137,36 @@ def test_unix_socket_file_removed_on_close(loop, loop_impl, path):
     assert os.path.exists(path) == (not (PY313 or loop_impl.is_ringloop))
 
 
+@pytest.mark.ringloop_only
+@pytest.mark.skipif(PY313, reason="3.13's asyncio records the socket file itself")
+def test_unix_server_serves_when_its_socket_file_cannot_be_stat(loop, path, monkeypatch):
+    # Before 3.13 ringloop stats the new socket file itself, to remove it on
+    # close; if that fails (EACCES...) the server, already listening, is
+    # returned and serves, and the file is left, as asyncio leaves it.
+    import ringloop._network as net
+
+    class DeniedStat:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def stat(p, *args, **kwargs):
+            if p == path:
+                raise PermissionError(errno.EACCES, "Permission denied", p)
+            return os.stat(p, *args, **kwargs)
+
+    monkeypatch.setattr(net, "os", DeniedStat())
+
+    async def main():
+        server = await loop.create_unix_server(lambda: Recorder(echo=True), path)
+        assert server.is_serving()
+        assert await _roundtrip(loop, path) == b"unix payload"
+        await _closed(server)
+
+    run(loop, main())
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+
+
 @pytest.mark.skipif(not PY313, reason="cleanup_socket is new in 3.13")
 def test_unix_socket_file_kept_with_cleanup_socket_false(loop, path):
     async def main():

@@ -106,7 +106,10 @@ class NetworkMixin:
             return   # abstract names have no file
         try:
             self._unix_server_sockets[sock] = os.stat(name).st_ino
-        except FileNotFoundError:
+        except OSError:
+            # Gone already, or not stat-able (EACCES...): not removed on
+            # close, as 3.11/3.12's asyncio never removes it; the server,
+            # already serving, is not failed for it.
             pass
 
     # -- our transports -----------------------------------------------------
