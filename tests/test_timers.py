@@ -1,8 +1,13 @@
 """Timers: call_later / call_at ordering, cancellation, firing no earlier than due."""
 
 import asyncio
+import logging
 import random
+import re
 import sys
+import threading
+import time
+from unittest import mock
 
 import pytest
 
@@ -192,3 +197,137 @@ def test_nan_deadline_is_due_at_once(loop, loop_impl, request, call):
     loop.run_forever()
     assert loop.time() - t0 < 4
     assert hits == ["nan"]
+
+
+# asyncio's loop reads its clock through loop.time() (call_later, the poll
+# timeout, which timers are due, debug mode's slow-callback timing), so a
+# time() patched on the loop or its class, or a subclass's, is the clock:
+# aiohttp's tests move time forward with mock.patch.object(loop, "time").
+
+UVLOOP_CLOCK = "uvloop schedules by libuv's clock, not by loop.time()"
+
+
+def _run_by_wall_clock(loop, coro, timeout=10):
+    """run_until_complete bounded by a thread's timer, not by the loop's
+    clock (run()'s wait_for would time out when the test moves time)."""
+    guard = threading.Timer(timeout, loop.call_soon_threadsafe, (loop.stop,))
+    guard.start()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        guard.cancel()
+
+
+@pytest.mark.xfail_uvloop(UVLOOP_CLOCK)
+def test_timers_follow_a_time_patched_on_the_loop(loop):
+    async def main():
+        fired = []
+        now = loop.time()
+        loop.call_at(now + 3600, fired.append, "at")
+        with mock.patch.object(loop, "time", return_value=now + 3600):
+            later = loop.call_later(10, fired.append, "later")
+            assert later.when() == now + 3610
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert fired == ["at"]
+        # Unpatched: the real clock again, for new timers and due ones.
+        assert "time" not in vars(loop)
+        far = loop.call_later(3600, fired.append, "far")
+        assert 3590 < far.when() - loop.time() <= 3600
+        await asyncio.sleep(0.02)
+        assert fired == ["at"]
+        later.cancel()
+        far.cancel()
+
+    _run_by_wall_clock(loop, main())
+
+
+@pytest.mark.xfail_uvloop(UVLOOP_CLOCK)
+def test_time_assigned_on_the_loop_then_deleted(loop):
+    async def main():
+        base = loop.time()
+        loop.time = lambda: base + 100
+        h = loop.call_later(1, lambda: None)
+        assert h.when() == base + 101
+        del loop.time
+        h2 = loop.call_later(1, lambda: None)
+        assert 0.9 < h2.when() - loop.time() <= 1
+        assert h2.when() < base + 50
+        with pytest.raises(AttributeError):
+            del loop.time
+        h.cancel()
+        h2.cancel()
+
+    _run_by_wall_clock(loop, main())
+
+
+@pytest.mark.xfail_uvloop(UVLOOP_CLOCK)
+def test_timers_follow_a_time_patched_on_the_loops_class(loop):
+    # The class is patched while the loop runs: no instance attribute.
+    async def main():
+        fired = []
+        now = loop.time()
+        loop.call_at(now + 3600, fired.append, 1)
+        with mock.patch.object(type(loop), "time", lambda self: now + 3600):
+            assert loop.call_later(5, lambda: None).when() == now + 3605
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+        assert fired == [1]
+        assert 4 < loop.call_later(5, lambda: None).when() - loop.time() <= 5
+
+    _run_by_wall_clock(loop, main())
+
+
+def _loop_classes():
+    import ringloop
+
+    return [pytest.param(asyncio.SelectorEventLoop, id="asyncio"),
+            pytest.param(ringloop.SelectorEventLoop, id="ringloop-epoll"),
+            pytest.param(ringloop.ProactorEventLoop, id="ringloop-proactor")]
+
+
+@pytest.mark.parametrize("base", _loop_classes())
+def test_a_subclass_time_is_the_loops_clock(base):
+    class Clock(base):
+        def time(self):
+            return super().time() + 1000.0
+
+    try:
+        loop = Clock()
+    except Exception as exc:  # io_uring unavailable here
+        pytest.skip(f"{base.__name__}: {exc}")
+    try:
+        h = loop.call_later(5, lambda: None)
+        assert 4.9 < h.when() - loop.time() <= 5
+        h.cancel()
+        fut = loop.create_future()
+        t0 = time.monotonic()
+        loop.call_at(loop.time() + 0.05, fut.set_result, "due")
+        # (a clock that is not the loop's would leave the timer 1,000 s away)
+        assert _run_by_wall_clock(loop, fut) == "due"
+        assert 0.04 <= time.monotonic() - t0 < 5
+    finally:
+        loop.close()
+
+
+@pytest.mark.xfail_uvloop(UVLOOP_CLOCK)
+def test_debug_slow_callbacks_are_timed_by_loop_time(loop, caplog):
+    # Each read of the patched clock moves it 10 s on: every callback
+    # "takes" 10 s, as asyncio's own loop reports it.
+    loop.set_debug(True)
+    loop.slow_callback_duration = 5
+    real = loop.time
+    ticks = iter(range(0, 10_000, 10))
+
+    def marker():
+        pass
+
+    with caplog.at_level(logging.WARNING, logger="asyncio"):
+        with mock.patch.object(loop, "time", side_effect=lambda: real() + next(ticks)):
+            loop.call_soon(marker)
+            loop.call_soon(loop.stop)
+            loop.run_forever()
+    msgs = [r.getMessage() for r in caplog.records
+            if r.name == "asyncio" and "marker" in r.getMessage()]
+    assert len(msgs) == 1, msgs
+    assert re.match(r"Executing .*marker.* took 10\.000 seconds$", msgs[0]), msgs

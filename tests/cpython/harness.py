@@ -58,12 +58,12 @@ REQUIRED_MODULES: tuple[str, ...] = (
     "test_buffered_proto",
     "test_subprocess",
     "test_unix_events",
+    "test_base_events",
 )
 #: Modules whose counts are reported, without a pass requirement (yet).
 REPORTED_MODULES: tuple[str, ...] = (
     "test_futures",
     "test_pep492",
-    "test_base_events",
     "test_sslproto",
 )
 DEFAULT_MODULES: tuple[str, ...] = REQUIRED_MODULES + REPORTED_MODULES

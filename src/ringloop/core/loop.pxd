@@ -4,6 +4,7 @@ from ringloop.drivers.base cimport Driver, FdWatch, Waker
 
 
 # A _socket.socket's family, type and protocol as ints (no enum conversion).
+cdef bint is_socket(object o) except -1
 cdef int sock_family(object sock) except? -1
 cdef int sock_type(object sock) except? -1
 cdef int sock_proto(object sock) except? -1
@@ -31,6 +32,9 @@ cdef class CoreLoop:
         object bound_soon_ts     # loop.call_soon_threadsafe, likewise
         bint soon_overridden     # call_soon* assigned on the instance
         bint future_overridden   # the class defines its own create_future()
+        bint time_overridden     # loop.time() is not ours (class or instance)
+        bint time_on_instance    # `time` assigned on the instance
+        unsigned int time_type_tag  # the type's version tag when last checked
         double clock_resolution
 
         # --- debug ------------------------------------------------------
@@ -101,6 +105,8 @@ cdef class CoreLoop:
     cdef TimerHandle _heap_pop(self)
     cdef int _heapify(self) except -1
     cdef int _run_once(self) except -1
+    cdef double _now(self) except? -1.0
+    cdef int _time_check(self) except -1
     cdef int _process_io(self, int n) except -1
     cdef int _run_ready(self) except -1
     cdef int _run_debug(self, list todo, Py_ssize_t n, Py_ssize_t *pi) except -1

@@ -34,6 +34,11 @@ cdef extern from "Python.h":
 
 cdef extern from "ringloop_call.h":
     object rl_new_kw(object type, tuple args, dict kw)
+    unsigned int rl_type_version(object o)
+
+cdef extern from "Python.h":
+    # Declared here so that NULL (delete the attribute) can be passed.
+    int PyObject_GenericSetAttr(object o, object name, PyObject *value) except -1
 
 from cpython.mem cimport PyMem_RawFree
 
@@ -107,6 +112,19 @@ cdef object raw_proto = _socket.socket.proto.__get__
 
 # A _socket.socket's family, type and protocol as C ints, without socket.py's
 # enum conversions (~1 us each); shared with the other modules (loop.pxd).
+# Only for objects is_socket() accepts.
+cdef object _socket_type = _socket.socket
+cdef object py_socket_cls = socket.socket
+
+
+cdef bint is_socket(object o) except -1:
+    # An instance of _socket.socket (or a subclass) by its real type, not by
+    # isinstance(): a mock made with spec=socket.socket passes isinstance()
+    # but has no socket object inside.
+    t = type(o)
+    return t is py_socket_cls or t is _socket_type or issubclass(t, _socket_type)
+
+
 cdef int sock_family(object sock) except? -1:
     return raw_family(sock)
 
@@ -152,6 +170,16 @@ cdef inline double monotonic() nogil:
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return <double>ts.tv_sec + <double>ts.tv_nsec * 1e-9
+
+
+cdef inline double _loop_now(CoreLoop loop) except? -1.0:
+    # loop._now(), inlined where the loop reads its clock per operation.
+    cdef unsigned int tag = rl_type_version(loop)
+    if tag == 0 or tag != loop.time_type_tag:
+        loop._time_check()
+    if loop.time_overridden:
+        return loop.time()
+    return monotonic()
 
 
 from libc.limits cimport INT_MAX
@@ -458,6 +486,31 @@ cdef class CoreLoop:
     def time(self):
         return monotonic()
 
+    # The loop reads its clock as asyncio's does, through loop.time(), when
+    # that is not this method: a subclass's time(), or one assigned on the
+    # instance (mock.patch.object(loop, 'time') in test suites).  Otherwise
+    # it reads CLOCK_MONOTONIC itself.
+    cdef double _now(self) except? -1.0:
+        return _loop_now(self)
+
+    cdef int _time_check(self) except -1:
+        # The lookup first: it gives the type a version tag if it had none.
+        self.time_overridden = (
+            self.time_on_instance
+            or getattr(type(self), 'time', None) is not _core_time)
+        self.time_type_tag = rl_type_version(self)
+        return 0
+
+    def __setattr__(self, name, value):
+        PyObject_GenericSetAttr(self, name, <PyObject *>value)
+        if name == 'time':
+            _time_instance_changed(self)
+
+    def __delattr__(self, name):
+        PyObject_GenericSetAttr(self, name, NULL)
+        if name == 'time':
+            _time_instance_changed(self)
+
     @property
     def _clock_resolution(self):
         return self.clock_resolution
@@ -519,7 +572,7 @@ cdef class CoreLoop:
     def call_later(self, delay, callback, *args, context=None):
         if delay is None:
             raise TypeError('delay must not be None')
-        cdef double when = monotonic() + <double>delay
+        cdef double when = _loop_now(self) + <double>delay
         if self.closed:
             raise RuntimeError(msg.LOOP_CLOSED)
         if self.debug:
@@ -646,7 +699,7 @@ cdef class CoreLoop:
             timeout = 0
         elif PyList_GET_SIZE(self.scheduled):
             t = <TimerHandle>PyList_GET_ITEM(self.scheduled, 0)
-            timeout = t.when_ - monotonic()
+            timeout = t.when_ - _loop_now(self)
             if timeout > MAXIMUM_SELECT_TIMEOUT:
                 timeout = MAXIMUM_SELECT_TIMEOUT
             elif not (timeout >= 0):
@@ -677,7 +730,7 @@ cdef class CoreLoop:
             self._process_io(n)
 
         if PyList_GET_SIZE(self.scheduled):
-            end_time = monotonic() + self.clock_resolution
+            end_time = _loop_now(self) + self.clock_resolution
         while PyList_GET_SIZE(self.scheduled):
             t = <TimerHandle>PyList_GET_ITEM(self.scheduled, 0)
             if t.when_ >= end_time:
@@ -783,9 +836,9 @@ cdef class CoreLoop:
                 continue
             self.current_handle = h
             try:
-                t0 = monotonic()
+                t0 = self._now()
                 h.run()
-                dt = monotonic() - t0
+                dt = self._now() - t0
                 if dt >= self.slow_callback_duration:
                     aio_logger.warning('Executing %s took %.3f seconds',
                                        _format_handle(h), dt)
@@ -1409,9 +1462,9 @@ cdef class CoreLoop:
             parts.append(f'flags={flags!r}')
         text = ', '.join(parts)
         aio_logger.debug('Get address info %s', text)
-        t0 = monotonic()
+        t0 = self._now()
         addrinfo = socket.getaddrinfo(host, port, family, type, proto, flags)
-        dt = monotonic() - t0
+        dt = self._now() - t0
         text = f'Getting address info {text} took {dt * 1e3:.3f}ms: {addrinfo!r}'
         if dt >= self.slow_callback_duration:
             aio_logger.info(text)
@@ -1732,7 +1785,7 @@ cdef class CoreLoop:
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
         self._check_sock(sock)
-        if isinstance(sock, _socket.socket):
+        if is_socket(sock):
             # ints: socket.py's properties make enums (~1 us each)
             family = sock_family(sock)
             stype = sock_type(sock)
@@ -2124,6 +2177,13 @@ cdef int _soon_set(object obj, int which, PyObject *value) except -1:
 
 
 cdef object _core_create_future = CoreLoop.create_future
+cdef object _core_time = CoreLoop.time
+
+
+cdef int _time_instance_changed(CoreLoop loop) except -1:
+    d = getattr(loop, '__dict__', None)
+    loop.time_on_instance = d is not None and 'time' in d
+    return loop._time_check()
 
 rl_install_soon_methods(<PyTypeObject *>CoreLoop, _soon_entry,
                         _soon_threadsafe_entry, _soon_get, _soon_set)

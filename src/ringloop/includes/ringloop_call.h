@@ -148,4 +148,12 @@ static inline PyObject *rl_new_kw(PyObject *type, PyObject *args, PyObject *kw)
     return obj;
 }
 
+/* The type's method-cache version tag: CPython gives a type a new one (or
+ * 0, none) whenever the type or a base is modified, so an unchanged nonzero
+ * tag means an attribute looked up on it earlier is still what it was. */
+static inline unsigned int rl_type_version(PyObject *o)
+{
+    return Py_TYPE(o)->tp_version_tag;
+}
+
 #endif

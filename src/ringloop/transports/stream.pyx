@@ -54,7 +54,7 @@ cdef extern from "ringloop_call.h":
     object rl_call_method1(object obj, object name, object arg)
 
 from ringloop.core.handles cimport IOTarget, IOHandle, new_io_handle
-from ringloop.core.loop cimport CoreLoop, sock_family, sock_type, sock_proto
+from ringloop.core.loop cimport CoreLoop, is_socket, sock_family, sock_type, sock_proto
 from ringloop.includes.system cimport read as c_read, write as c_write
 from ringloop.includes.net cimport (
     iovec, msghdr, send, recv, sendmsg, writev, setsockopt, shutdown,
@@ -1173,7 +1173,7 @@ cdef int _inet_fd(object sock, int family) except -2:
     # socket's, when the caller has read it, else -1).
     t = type(sock)
     if t is not py_socket and not (
-            isinstance(sock, _socket.socket)
+            is_socket(sock)
             and t.getsockname is py_socket_getsockname
             and t.getpeername is py_socket_getpeername):
         return -1
@@ -1208,7 +1208,7 @@ cdef object _make_stream_transport(CoreLoop loop, sock, protocol, waiter,
         extra = _socket_extra(sock, extra, tcp_fd)
         set_nodelay(tcp_fd)
     else:
-        if isinstance(sock, _socket.socket):
+        if is_socket(sock):
             family = sock_family(sock)
             stype = sock_type(sock)
         else:
@@ -1403,7 +1403,8 @@ cdef class AcceptCore(IOTarget):
         # socket.socket.accept(), unless a subclass overrides it: the
         # connection made from _accept() with the listener's family, type
         # and protocol as ints (no enum conversions).
-        if type(sock).accept is py_socket_accept and isinstance(sock, _socket.socket):
+        if (is_socket(sock)
+                and getattr(type(sock), 'accept', None) is py_socket_accept):
             self.family = sock_family(sock)
             self.stype = sock_type(sock)
             self.proto = sock_proto(sock)
@@ -1412,7 +1413,7 @@ cdef class AcceptCore(IOTarget):
         # TCP listeners of socket.socket's own _accept(): accept4() here.
         self.c_accept = (RL_HAVE_ACCEPT4 and self.stype == SOCK_STREAM
                          and (self.family == AF_INET or self.family == AF_INET6)
-                         and type(sock)._accept is py_socket_raw_accept)
+                         and getattr(type(sock), '_accept', None) is py_socket_raw_accept)
 
     def start(self):
         if self.loop.closed or self.sock is None:
