@@ -167,6 +167,37 @@ def test_unix_server_serves_when_its_socket_file_cannot_be_stat(loop, path, monk
     assert stat.S_ISSOCK(os.stat(path).st_mode)
 
 
+@pytest.mark.ringloop_only
+@pytest.mark.skipif(PY313, reason="3.13's asyncio records the socket file itself")
+def test_unix_server_closed_when_its_socket_file_check_raises(loop, path, monkeypatch):
+    # Not an OSError (a blocking-call detector's error, say): it reaches the
+    # caller, who gets no server, and nothing is left listening.
+    import ringloop._network as net
+
+    class Detector(RuntimeError):
+        pass
+
+    class DetectedStat:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def stat(p, *args, **kwargs):
+            if p == path:
+                raise Detector("blocking call to os.stat")
+            return os.stat(p, *args, **kwargs)
+
+    monkeypatch.setattr(net, "os", DetectedStat())
+
+    async def main():
+        with pytest.raises(Detector):
+            await loop.create_unix_server(Recorder, path)
+        with socket.socket(socket.AF_UNIX) as c, pytest.raises(ConnectionRefusedError):
+            c.connect(path)
+
+    run(loop, main())
+
+
 @pytest.mark.skipif(not PY313, reason="cleanup_socket is new in 3.13")
 def test_unix_socket_file_kept_with_cleanup_socket_false(loop, path):
     async def main():

@@ -93,8 +93,14 @@ class NetworkMixin:
             # As 3.13 does: remember the socket file, removed on close if it
             # is still ours (same inode).  Only for a path we bound.
             if path is not None:
-                for sock in server._sockets:
-                    self._remember_unix_socket(sock)
+                try:
+                    for sock in server._sockets:
+                        self._remember_unix_socket(sock)
+                except BaseException:
+                    # (not an OSError: e.g. a test tool's blocking-call
+                    # error) the caller gets no server: none is left open.
+                    server.close()
+                    raise
             return server
 
     def _remember_unix_socket(self, sock) -> None:
