@@ -108,6 +108,11 @@ cdef object _AGAIN = object()     # _sock_now: the call would block
 cdef object raw_family = _socket.socket.family.__get__   # ints, not enums
 cdef object raw_type = _socket.socket.type.__get__
 cdef object raw_proto = _socket.socket.proto.__get__
+cdef object aio_ensure_future = aio_tasks.ensure_future
+cdef object aio_isfuture = aio_futures.isfuture
+cdef object aio_wrap_future = aio_futures.wrap_future
+cdef object aio_iscoroutine = aio_coroutines.iscoroutine
+cdef object aio_iscoroutinefunction = aio_coroutines.iscoroutinefunction
 
 
 # A _socket.socket's family, type and protocol as C ints, without socket.py's
@@ -135,11 +140,8 @@ cdef int sock_type(object sock) except? -1:
 
 cdef int sock_proto(object sock) except? -1:
     return raw_proto(sock)
-cdef object aio_ensure_future = aio_tasks.ensure_future
-cdef object aio_isfuture = aio_futures.isfuture
-cdef object aio_wrap_future = aio_futures.wrap_future
-cdef object aio_iscoroutine = aio_coroutines.iscoroutine
-cdef object aio_iscoroutinefunction = aio_coroutines.iscoroutinefunction
+
+
 cdef object aio_extract_stack = aio_format_helpers.extract_stack
 cdef object aio_SendfileNotAvailableError = aio_exceptions.SendfileNotAvailableError
 cdef object cf_ThreadPoolExecutor = concurrent.futures.ThreadPoolExecutor
