@@ -71,13 +71,6 @@ SKIPS: dict[str, str] = {
         "stdlib-private: loop._accept_connection",
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_bluetooth":
         "stdlib-private: mocks asyncio.base_events.socket (the stdlib loop's module global)",
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ip_addr": MOCKS_SOCKET,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ipv6_scope":
-        MOCKS_SOCKET,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_no_inet_pton":
-        MOCKS_SOCKET,
-    "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_service_name":
-        MOCKS_SOCKET,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ssl_server_hostname_default":
         TLS,
     "test_base_events.BaseEventLoopWithSelectorTests.test_create_connection_ssl_server_hostname_errors":
