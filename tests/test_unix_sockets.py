@@ -137,6 +137,22 @@ def test_unix_socket_file_removed_on_close(loop, loop_impl, path):
     assert os.path.exists(path) == (not (PY313 or loop_impl.is_ringloop))
 
 
+def _os_whose_stat_raises(path, exc):
+    """A stand-in for the os module whose stat() raises exc for path."""
+
+    class Os:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        @staticmethod
+        def stat(p, *args, **kwargs):
+            if p == path:
+                raise exc
+            return os.stat(p, *args, **kwargs)
+
+    return Os()
+
+
 @pytest.mark.ringloop_only
 @pytest.mark.skipif(PY313, reason="3.13's asyncio records the socket file itself")
 def test_unix_server_serves_when_its_socket_file_cannot_be_stat(loop, path, monkeypatch):
@@ -145,17 +161,8 @@ def test_unix_server_serves_when_its_socket_file_cannot_be_stat(loop, path, monk
     # returned and serves, and the file is left, as asyncio leaves it.
     import ringloop._network as net
 
-    class DeniedStat:
-        def __getattr__(self, name):
-            return getattr(os, name)
-
-        @staticmethod
-        def stat(p, *args, **kwargs):
-            if p == path:
-                raise PermissionError(errno.EACCES, "Permission denied", p)
-            return os.stat(p, *args, **kwargs)
-
-    monkeypatch.setattr(net, "os", DeniedStat())
+    denied = PermissionError(errno.EACCES, "Permission denied", path)
+    monkeypatch.setattr(net, "os", _os_whose_stat_raises(path, denied))
 
     async def main():
         server = await loop.create_unix_server(lambda: Recorder(echo=True), path)
@@ -177,17 +184,8 @@ def test_unix_server_closed_when_its_socket_file_check_raises(loop, path, monkey
     class Detector(RuntimeError):
         pass
 
-    class DetectedStat:
-        def __getattr__(self, name):
-            return getattr(os, name)
-
-        @staticmethod
-        def stat(p, *args, **kwargs):
-            if p == path:
-                raise Detector("blocking call to os.stat")
-            return os.stat(p, *args, **kwargs)
-
-    monkeypatch.setattr(net, "os", DetectedStat())
+    monkeypatch.setattr(net, "os", _os_whose_stat_raises(
+        path, Detector("blocking call to os.stat")))
 
     async def main():
         with pytest.raises(Detector):
