@@ -119,7 +119,7 @@ cdef object aio_iscoroutinefunction = aio_coroutines.iscoroutinefunction
 # enum conversions (~1 us each); shared with the other modules (loop.pxd).
 # Only for objects is_socket() accepts.
 cdef object _socket_type = _socket.socket
-cdef object py_socket_cls = socket.socket
+cdef object _py_socket = socket.socket
 
 
 cdef bint is_socket(object o) except -1:
@@ -127,7 +127,7 @@ cdef bint is_socket(object o) except -1:
     # isinstance(): a mock made with spec=socket.socket passes isinstance()
     # but has no socket object inside.
     t = type(o)
-    return t is py_socket_cls or t is _socket_type or issubclass(t, _socket_type)
+    return t is _py_socket or t is _socket_type or issubclass(t, _socket_type)
 
 
 cdef int sock_family(object sock) except? -1:
@@ -2349,7 +2349,6 @@ def _is_numeric_query(host, port):
     return True
 
 
-cdef object _py_socket = socket.socket
 cdef frozenset _CONNECT_PENDING = frozenset({
     _errno.EINPROGRESS, _errno.EAGAIN, _errno.EALREADY, _errno.EINTR})
 cdef object _AF_INET_E = socket.AF_INET

@@ -1404,7 +1404,7 @@ cdef class AcceptCore(IOTarget):
         # connection made from _accept() with the listener's family, type
         # and protocol as ints (no enum conversions).
         if (is_socket(sock)
-                and getattr(type(sock), 'accept', None) is py_socket_accept):
+                and type(sock).accept is py_socket_accept):
             self.family = sock_family(sock)
             self.stype = sock_type(sock)
             self.proto = sock_proto(sock)
@@ -1413,7 +1413,7 @@ cdef class AcceptCore(IOTarget):
         # TCP listeners of socket.socket's own _accept(): accept4() here.
         self.c_accept = (RL_HAVE_ACCEPT4 and self.stype == SOCK_STREAM
                          and (self.family == AF_INET or self.family == AF_INET6)
-                         and getattr(type(sock), '_accept', None) is py_socket_raw_accept)
+                         and type(sock)._accept is py_socket_raw_accept)
 
     def start(self):
         if self.loop.closed or self.sock is None:
@@ -1456,6 +1456,8 @@ cdef class AcceptCore(IOTarget):
                             continue
                         if err == EAGAIN or err == ECONNABORTED:
                             return 0
+                        # (apart: Cython makes a switch of an `or` chain, and
+                        # EWOULDBLOCK is EAGAIN on Linux, a duplicate case)
                         if err == EWOULDBLOCK:
                             return 0
                         raise _os_error(err)
