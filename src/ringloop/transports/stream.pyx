@@ -1167,10 +1167,10 @@ cdef dict _socket_extra(object sock, object extra, int fd):
     return extra
 
 
-cdef int _inet_fd(object sock, int family) except -2:
+cdef int _inet_fd(object sock, int family, int fd) except -2:
     # sock's fd if it is a socket.socket of an IP family whose class keeps
-    # the socket module's getsockname()/getpeername(), else -1 (family: the
-    # socket's, when the caller has read it, else -1).
+    # the socket module's getsockname()/getpeername(), else -1 (family and
+    # fd: the socket's, when the caller has read them, else -1).
     t = type(sock)
     if t is not py_socket and not (
             is_socket(sock)
@@ -1180,14 +1180,14 @@ cdef int _inet_fd(object sock, int family) except -2:
     if family < 0:
         family = sock_family(sock)
     if family == AF_INET or family == AF_INET6:
-        return sock.fileno()
+        return fd if fd >= 0 else sock.fileno()
     return -1
 
 
 def socket_extra(sock, extra=None):
     """A socket transport's extra info, as asyncio fills it: 'socket' (a
     TransportSocket), 'sockname', and 'peername' unless given."""
-    return _socket_extra(sock, extra, _inet_fd(sock, -1))
+    return _socket_extra(sock, extra, _inet_fd(sock, -1, -1))
 
 
 def make_stream_transport(CoreLoop loop, sock, protocol, waiter=None,
@@ -1204,10 +1204,12 @@ cdef object _make_stream_transport(CoreLoop loop, sock, protocol, waiter,
     # accept loop), else -1.
     cdef StreamCore core = StreamCore.__new__(StreamCore)
     cdef int family = -1, stype = -1
-    if tcp_fd >= 0:
-        extra = _socket_extra(sock, extra, tcp_fd)
-        set_nodelay(tcp_fd)
+    cdef int fd = tcp_fd
+    if fd >= 0:
+        extra = _socket_extra(sock, extra, fd)
+        set_nodelay(fd)
     else:
+        fd = sock.fileno()
         if is_socket(sock):
             family = sock_family(sock)
             stype = sock_type(sock)
@@ -1217,12 +1219,12 @@ cdef object _make_stream_transport(CoreLoop loop, sock, protocol, waiter,
                 stype = sock.type
             except (AttributeError, TypeError):    # not a socket's
                 family = stype = -1
-        extra = _socket_extra(sock, extra, _inet_fd(sock, family))
+        extra = _socket_extra(sock, extra, _inet_fd(sock, family, fd))
         if (family == AF_INET or family == AF_INET6) and stype == SOCK_STREAM:
-            set_nodelay(sock.fileno())
+            set_nodelay(fd)
     core.loop = loop
     core.sock = sock
-    core.fd = sock.fileno()
+    core.fd = fd
     core.context = PyContext_CopyCurrent()
     transport = StreamTransport.__new__(StreamTransport)
     transport._core = core
