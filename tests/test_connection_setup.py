@@ -16,7 +16,6 @@ import itertools
 import os
 import socket
 import sys
-import tempfile
 from asyncio import base_events, trsock
 
 import pytest
@@ -72,14 +71,10 @@ def test_ipaddr_info_matches_asyncios():
     assert checked == len(HOSTS) * len(PORTS) * len(FAMILIES) * len(TYPES) * len(PROTOS)
 
 
-def _unix_path():
-    return os.path.join(tempfile.mkdtemp(), "missing.sock")
-
-
-def test_sock_connect_immediate_error_is_connects(loop):
+def test_sock_connect_immediate_error_is_connects(loop, tmp_path):
     # An error the connect() call itself returns (a missing Unix socket
     # file) is raised as socket.connect() raises it.
-    path = _unix_path()
+    path = str(tmp_path / "missing.sock")
     with socket.socket(socket.AF_UNIX) as probe:
         try:
             probe.connect(path)
