@@ -16,6 +16,9 @@ cdef class StreamCore(IOTarget):
         bint buffered             # a BufferedProtocol: get_buffer/buffer_updated
         bint pipe                 # a pipe transport: read()/write()/writev()
         bint pipe_writer          # a write pipe: readable means "reader gone"
+        bint py_io                # a socket subclass overriding recv/send...:
+                                  # its methods are called, as asyncio does
+        object py_exc             # the exception a py_io call raised, or None
         object server             # asyncio Server or None
         object context            # contextvars.Context the callbacks run in
         IOHandle rh               # registered read handle, or None
@@ -50,9 +53,11 @@ cdef class StreamCore(IOTarget):
 
     cdef int _set_protocol(self, protocol) except -1
     cdef int _schedule_connection_lost(self, exc) except -1
-    cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) noexcept
-    cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) noexcept
-    cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) noexcept
+    cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) except? -2
+    cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) except? -2
+    cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) except? -2
+    cdef Py_ssize_t _py_call(self, method, arg, void *into, Py_ssize_t n) except? -2
+    cdef object _io_error(self, int err)
     cdef str _what(self)
     cdef int _start_reading(self) except -1
     cdef int _stop_reading(self) except -1

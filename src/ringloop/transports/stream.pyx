@@ -40,7 +40,7 @@ from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes
 from cpython.ref cimport PyObject, Py_REFCNT, Py_INCREF, Py_DECREF
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
 from cpython.mem cimport PyMem_RawMalloc
-from libc.string cimport memset
+from libc.string cimport memset, memcpy
 
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
@@ -83,6 +83,21 @@ cdef object py_socket_accept = socket.socket.accept
 cdef object py_socket_raw_accept = _socket.socket._accept
 cdef object py_socket_getsockname = _socket.socket.getsockname
 cdef object py_socket_getpeername = _socket.socket.getpeername
+cdef tuple _IO_METHODS = ('recv', 'recv_into', 'send', 'sendmsg')
+cdef tuple _py_socket_io = tuple([getattr(socket.socket, name, None) for name in _IO_METHODS])
+
+
+cdef bint _overrides_io(object sock) except -1:
+    # A socket.socket subclass with its own recv/recv_into/send/sendmsg:
+    # asyncio's transports call those methods, so ringloop's do too.
+    cdef Py_ssize_t i
+    t = type(sock)
+    if t is py_socket or not is_socket(sock):
+        return False
+    for i in range(len(_IO_METHODS)):
+        if getattr(t, _IO_METHODS[i], None) is not _py_socket_io[i]:
+            return True
+    return False
 cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
@@ -188,26 +203,81 @@ cdef class StreamCore(IOTarget):
 
     # ------------------------------------------------------------------
     # the system calls: sockets use recv/send/sendmsg (MSG_NOSIGNAL), pipe
-    # transports read/write/writev (any fd asyncio accepts as a pipe)
+    # transports read/write/writev (any fd asyncio accepts as a pipe).
+    # They return what the system call does (-1 and errno on failure).  A
+    # socket whose class overrides recv/recv_into/send/sendmsg (py_io) has
+    # those methods called instead, as asyncio's transports call them.
 
-    cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) noexcept:
+    cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) except? -2:
         if self.pipe:
             return c_read(self.fd, buf, n)
+        if self.py_io:
+            return self._py_call(self.sock.recv, n, buf, n)
         return recv(self.fd, buf, n, 0)
 
-    cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) noexcept:
+    cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) except? -2:
         if self.pipe:
             return c_write(self.fd, buf, n)
+        if self.py_io:
+            return self._py_call(self.sock.send,
+                                 PyBytes_FromStringAndSize(<const char *>buf, n), NULL, n)
         return send(self.fd, buf, n, MSG_NOSIGNAL)
 
-    cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) noexcept:
+    cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) except? -2:
         cdef msghdr msg
+        cdef Py_ssize_t i
         if self.pipe:
             return writev(self.fd, iov, <int>k)
+        if self.py_io:
+            # asyncio 3.12+ sends its buffers with sendmsg(), 3.11 joins
+            # them for send().
+            chunks = [PyBytes_FromStringAndSize(<const char *>iov[i].iov_base,
+                                                <Py_ssize_t>iov[i].iov_len)
+                      for i in range(k)]
+            if PY312:
+                return self._py_call(self.sock.sendmsg, chunks, NULL, 0)
+            return self._py_call(self.sock.send, b''.join(chunks), NULL, 0)
         memset(&msg, 0, sizeof(msg))
         msg.msg_iov = iov
         msg.msg_iovlen = k
         return sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+
+    cdef Py_ssize_t _py_call(self, method, arg, void *into, Py_ssize_t n) except? -2:
+        # method(arg) for a py_io socket, with a system call's result: the
+        # count (a recv's bytes copied to `into`, at most n), or -1 with
+        # errno EAGAIN for what asyncio takes as "try later"
+        # (BlockingIOError, InterruptedError) and EIO for any other
+        # exception, kept in py_exc to be reported as it is.
+        global errno
+        cdef Py_ssize_t count
+        try:
+            result = method(arg)
+            if into != NULL:
+                data = result if type(result) is bytes else bytes(result)
+                count = PyBytes_GET_SIZE(data)
+                if count > n:
+                    raise ValueError(f'recv() returned {count} bytes, more than the {n} asked for')
+                memcpy(into, PyBytes_AS_STRING(data), count)
+                return count
+            return result
+        except (BlockingIOError, InterruptedError):
+            errno = EAGAIN
+            return -1
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self.py_exc = exc
+            errno = EIO
+            return -1
+
+    cdef object _io_error(self, int err):
+        # The exception for a failed _recv/_send/_sendv: the one a py_io
+        # method raised, else an OSError from errno.
+        exc = self.py_exc
+        if exc is not None:
+            self.py_exc = None
+            return exc
+        return _os_error(err)
 
     cdef str _what(self):
         return 'pipe' if self.pipe else 'socket'
@@ -452,21 +522,26 @@ cdef class StreamCore(IOTarget):
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.get_buffer() call failed.')
             return 0
-        try:
-            PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE | 0x0001)  # PyBUF_WRITABLE
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException:
-            # A buffer recv_into() could not write into: asyncio's error
-            # (recv_into's own), reported as a read error.
-            self._fatal_error(
-                TypeError(f'recv_into() argument 1 must be read-write bytes-like '
-                          f'object, not {type(buf).__name__}'),
-                f'Fatal read error on {self._what()} transport')
-            return 0
-        n = self._recv(view.buf, view.len)
-        err = errno
-        PyBuffer_Release(&view)
+        if self.py_io:
+            # asyncio hands the protocol's buffer to the socket's recv_into().
+            n = self._py_call(self.sock.recv_into, buf, NULL, 0)
+            err = errno
+        else:
+            try:
+                PyObject_GetBuffer(buf, &view, PyBUF_SIMPLE | 0x0001)  # PyBUF_WRITABLE
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                # A buffer recv_into() could not write into: asyncio's error
+                # (recv_into's own), reported as a read error.
+                self._fatal_error(
+                    TypeError(f'recv_into() argument 1 must be read-write bytes-like '
+                              f'object, not {type(buf).__name__}'),
+                    f'Fatal read error on {self._what()} transport')
+                return 0
+            n = self._recv(view.buf, view.len)
+            err = errno
+            PyBuffer_Release(&view)
         if n <= 0:
             return self._read_failed(n, err)
         try:
@@ -484,7 +559,7 @@ cdef class StreamCore(IOTarget):
                 return self._on_pipe_eof()
             return self._on_eof()
         if not _again(err):
-            self._fatal_error(_os_error(err), f'Fatal read error on {self._what()} transport')
+            self._fatal_error(self._io_error(err), f'Fatal read error on {self._what()} transport')
         return 0
 
     cdef int _on_pipe_eof(self) except -1:
@@ -583,7 +658,7 @@ cdef class StreamCore(IOTarget):
                 return
             if n < 0:
                 if not _again(err):
-                    self._fatal_error(_os_error(err), f'Fatal write error on {self._what()} transport')
+                    self._fatal_error(self._io_error(err), f'Fatal write error on {self._what()} transport')
                     return
                 n = 0
             if is_bytes:
@@ -682,7 +757,7 @@ cdef class StreamCore(IOTarget):
                     PyBuffer_Release(&views[i])
             if n < 0:
                 if not _again(err):
-                    self._fatal_error(_os_error(err), f'Fatal write error on {self._what()} transport')
+                    self._fatal_error(self._io_error(err), f'Fatal write error on {self._what()} transport')
                     return
                 n = 0
             sent = n
@@ -802,11 +877,14 @@ cdef class StreamCore(IOTarget):
                 self.conn_lost += 1
                 self._call_connection_lost(None)
             elif self.eof:
-                shutdown(self.fd, SHUT_WR)
+                if self.py_io:
+                    self.sock.shutdown(socket.SHUT_WR)
+                else:
+                    shutdown(self.fd, SHUT_WR)
         return 0
 
     cdef int _write_error(self, int err) except -1:
-        exc = _os_error(err)
+        exc = self._io_error(err)
         self._drop_queue()
         self._fatal_error(exc, f'Fatal write error on {self._what()} transport')
         if self.empty_waiter is not None:
@@ -1225,6 +1303,7 @@ cdef object _make_stream_transport(CoreLoop loop, sock, protocol, waiter,
     core.loop = loop
     core.sock = sock
     core.fd = fd
+    core.py_io = _overrides_io(sock)
     core.context = PyContext_CopyCurrent()
     transport = StreamTransport.__new__(StreamTransport)
     transport._core = core
