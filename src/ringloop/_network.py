@@ -3,7 +3,8 @@
 The cold half is asyncio's own code, run on our loop: address resolution,
 happy eyeballs, socket options, argument checks and asyncio's Server object
 come from the running Python's ``asyncio.base_events`` and
-``asyncio.unix_events`` (referenced, never copied), so arguments, errors and
+``asyncio.unix_events`` (looked up on asyncio's loop class at each use,
+never copied: see ``_borrowed.py``), so arguments, errors and
 messages are those of the running version, and APIs arrive with the version
 that has them (``all_errors`` on 3.12, ``keep_alive`` on 3.13...).  The hot
 half is ours: the transports and the accept loop (``ringloop.transports``).
@@ -15,24 +16,21 @@ behaviour), TCP_NODELAY is set on every TCP stream socket.
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import sys
 import weakref
-from asyncio import base_events as _be
-from asyncio import unix_events as _ue
+from asyncio.base_events import Server as _Server
 from asyncio.log import logger
 from typing import Any, Callable
 
+from ringloop._borrowed import FromAsyncio, asyncio_method, wraps_asyncio
 from ringloop._version import __version__
 from ringloop.transports.datagram import make_datagram_transport
 from ringloop.transports.stream import AcceptCore, make_stream_transport
 
 __all__ = ["NetworkMixin"]
 
-_BEL = _be.BaseEventLoop
-_UNIX = _ue._UnixSelectorEventLoop
 _PY313 = sys.version_info >= (3, 13)
 
 
@@ -44,17 +42,18 @@ def _tls_error(name: str) -> NotImplementedError:
     )
 
 
-def _borrow(func, name: str, *, ssl_bool_ok: bool = False):
-    """asyncio's coroutine method `func`, run with our loop as self; TLS
-    (a true ssl argument) raises a clear NotImplementedError until it lands.
-    Where asyncio rejects ssl=True/False with TypeError, it still does."""
+def _borrow(name: str, *, ssl_bool_ok: bool = False):
+    """asyncio's coroutine method `name` (looked up at each call, see
+    _borrowed.py), run with our loop as self; TLS (a true ssl argument)
+    raises a clear NotImplementedError until it lands.  Where asyncio
+    rejects ssl=True/False with TypeError, it still does."""
 
-    @functools.wraps(func)
+    @wraps_asyncio(name)
     async def method(self, *args, **kwargs):
         ssl = kwargs.get("ssl")
         if ssl and (ssl_bool_ok or not isinstance(ssl, bool)):
             raise _tls_error(name)
-        return await func(self, *args, **kwargs)
+        return await asyncio_method(self, name)(*args, **kwargs)
 
     return method
 
@@ -62,37 +61,35 @@ def _borrow(func, name: str, *, ssl_bool_ok: bool = False):
 class NetworkMixin:
     """Network methods shared by SelectorEventLoop and ProactorEventLoop."""
 
-    # -- asyncio's own logic (cold) ----------------------------------------
-    create_connection = _borrow(_BEL.create_connection, "create_connection",
-                                ssl_bool_ok=True)
-    create_server = _borrow(_BEL.create_server, "create_server")
-    connect_accepted_socket = _borrow(_BEL.connect_accepted_socket,
-                                      "connect_accepted_socket")
-    create_unix_connection = _borrow(_UNIX.create_unix_connection,
-                                     "create_unix_connection", ssl_bool_ok=True)
-    create_datagram_endpoint = _BEL.create_datagram_endpoint
-    sendfile = _BEL.sendfile
+    # -- asyncio's own logic (cold), looked up at each use -----------------
+    create_connection = _borrow("create_connection", ssl_bool_ok=True)
+    create_server = _borrow("create_server")
+    connect_accepted_socket = _borrow("connect_accepted_socket")
+    create_unix_connection = _borrow("create_unix_connection", ssl_bool_ok=True)
+    create_datagram_endpoint = FromAsyncio("create_datagram_endpoint")
+    sendfile = FromAsyncio("sendfile")
 
-    _connect_sock = _BEL._connect_sock
-    _create_connection_transport = _BEL._create_connection_transport
-    _create_server_getaddrinfo = _BEL._create_server_getaddrinfo
-    _check_sendfile_params = _BEL._check_sendfile_params
-    _sendfile_fallback = _BEL._sendfile_fallback
+    _connect_sock = FromAsyncio("_connect_sock")
+    _create_connection_transport = FromAsyncio("_create_connection_transport")
+    _create_server_getaddrinfo = FromAsyncio("_create_server_getaddrinfo")
+    _check_sendfile_params = FromAsyncio("_check_sendfile_params")
+    _sendfile_fallback = FromAsyncio("_sendfile_fallback")
 
     if _PY313:
-        create_unix_server = _borrow(_UNIX.create_unix_server, "create_unix_server")
+        create_unix_server = _borrow("create_unix_server")
     else:
 
-        @functools.wraps(_UNIX.create_unix_server)
+        @wraps_asyncio("create_unix_server")
         async def create_unix_server(self, protocol_factory, path=None, *args, **kwargs):
             ssl = kwargs.get("ssl")
             if ssl and not isinstance(ssl, bool):
                 raise _tls_error("create_unix_server")
-            server = await _UNIX.create_unix_server(
-                self, protocol_factory, path, *args, **kwargs)
+            server = await asyncio_method(self, "create_unix_server")(
+                protocol_factory, path, *args, **kwargs)
             # As 3.13 does: remember the socket file, removed on close if it
-            # is still ours (same inode).  Only for a path we bound.
-            if path is not None:
+            # is still ours (same inode).  Only for a path we bound, and
+            # only for asyncio's Server (a patched method returns anything).
+            if path is not None and isinstance(server, _Server):
                 try:
                     for sock in server._sockets:
                         self._remember_unix_socket(sock)

@@ -32,16 +32,15 @@ import errno
 import os
 import sys
 import threading
-from asyncio import base_events as _be
 from asyncio import unix_events as _ue
 from asyncio.log import logger
 from typing import Any
 
+from ringloop._borrowed import FromAsyncio
 from ringloop.transports.stream import make_pipe_transport
 
 __all__ = ["ProcessMixin", "pidfd_supported"]
 
-_BEL = _be.BaseEventLoop
 _SubprocessTransport = _ue._UnixSubprocessTransport
 
 _pidfd_status: str | None = None    # not probed yet; "": works; else why not
@@ -95,11 +94,11 @@ class ProcessMixin:
     """Subprocess and pipe methods shared by SelectorEventLoop and ProactorEventLoop."""
 
     # -- asyncio's own logic (cold) ----------------------------------------
-    subprocess_exec = _BEL.subprocess_exec
-    subprocess_shell = _BEL.subprocess_shell
-    connect_read_pipe = _BEL.connect_read_pipe
-    connect_write_pipe = _BEL.connect_write_pipe
-    _log_subprocess = _BEL._log_subprocess
+    subprocess_exec = FromAsyncio("subprocess_exec")
+    subprocess_shell = FromAsyncio("subprocess_shell")
+    connect_read_pipe = FromAsyncio("connect_read_pipe")
+    connect_write_pipe = FromAsyncio("connect_write_pipe")
+    _log_subprocess = FromAsyncio("_log_subprocess")
 
     @property
     def _debug(self) -> bool:

@@ -2474,3 +2474,49 @@ def _ipaddr_info(host, port, family, type, proto, flowinfo=0, scopeid=0):
         except OSError:
             pass
     return None
+
+
+# ---------------------------------------------------------------------------
+# asyncio's own methods, borrowed by the loop classes (ringloop/_borrowed.py)
+
+import types as _types
+cdef object _FunctionType = _types.FunctionType
+
+cdef extern from "Python.h":
+    object rl_method_new "PyMethod_New"(object func, object self)
+
+
+cdef object _bind_to(object func, object obj):
+    # func as an attribute of obj: bound through its __get__, as attribute
+    # lookup binds (a plain callable without one, such as a Mock, is not).
+    if type(func) is _FunctionType:
+        return rl_method_new(func, obj)
+    get = getattr(type(func), '__get__', None)
+    return func if get is None else get(func, obj, type(obj))
+
+
+def asyncio_method_of(owner, str name, obj):
+    """owner's attribute `name`, looked up now, bound to obj."""
+    return _bind_to(getattr(owner, name), obj)
+
+
+cdef class AsyncioMethod:
+    """A class attribute that is `owner`'s method `name`, looked up on owner
+    at each access: a patch of asyncio's class reaches ringloop's loops."""
+
+    cdef readonly object owner
+    cdef readonly str name
+
+    def __init__(self, owner, str name):
+        getattr(owner, name)          # fails now for a name asyncio lacks
+        self.owner = owner
+        self.name = name
+
+    def __get__(self, obj, objtype):
+        func = getattr(self.owner, self.name)
+        if obj is None:
+            return func
+        return _bind_to(func, obj)
+
+    def __repr__(self):
+        return f"<{self.owner.__name__}.{self.name}, looked up at each use>"
