@@ -229,6 +229,55 @@ def test_install(ringloop_module):
 
 
 @RINGLOOP_DEFAULT
+@pytest.mark.parametrize("kind", ["selector", "proactor"])
+def test_install_with_a_kind_makes_loops_of_that_kind(ringloop_module, kind, monkeypatch):
+    if kind == "proactor":
+        try:
+            ringloop_module.ProactorEventLoop().close()
+        except ringloop_module.UringUnavailable as exc:
+            pytest.skip(f"io_uring unavailable here: {exc}")
+    # The argument wins over RINGLOOP_LOOP.
+    monkeypatch.setenv("RINGLOOP_LOOP", "selector" if kind == "proactor" else "proactor")
+    expected = {"selector": ringloop_module.SelectorEventLoop,
+                "proactor": ringloop_module.ProactorEventLoop}[kind]
+    old = asyncio.get_event_loop_policy()
+    try:
+        ringloop_module.install(kind)
+        policy = asyncio.get_event_loop_policy()
+        assert repr(policy) == f"<EventLoopPolicy kind={kind!r}>"
+
+        async def main():
+            return type(asyncio.get_running_loop())
+
+        assert asyncio.run(main()) is expected
+    finally:
+        asyncio.set_event_loop_policy(old)
+
+
+@RINGLOOP_DEFAULT
+def test_policy_without_a_kind_reads_ringloop_loop_when_it_makes_a_loop(ringloop_module, monkeypatch):
+    policy = ringloop_module.EventLoopPolicy()
+    assert repr(policy) == "<EventLoopPolicy>"
+    monkeypatch.setenv("RINGLOOP_LOOP", "selector")
+    lp = policy.new_event_loop()
+    lp.close()
+    assert type(lp) is ringloop_module.SelectorEventLoop
+    monkeypatch.setenv("RINGLOOP_LOOP", "nonsense")
+    with pytest.raises(ValueError, match="unknown ringloop loop kind 'nonsense'"):
+        policy.new_event_loop()
+
+
+@RINGLOOP_DEFAULT
+def test_unknown_kind_is_refused_before_anything_changes(ringloop_module):
+    with pytest.raises(ValueError, match="unknown ringloop loop kind 'epoll': use one of selector, proactor"):
+        ringloop_module.EventLoopPolicy("epoll")
+    old = asyncio.get_event_loop_policy()
+    with pytest.raises(ValueError, match="unknown ringloop loop kind 'epoll'"):
+        ringloop_module.install("epoll")
+    assert asyncio.get_event_loop_policy() is old
+
+
+@RINGLOOP_DEFAULT
 def test_event_loop_policy_loop_factory_is_ringloop(ringloop_module):
     # new_event_loop() through the policy and ringloop.new_event_loop() agree
     policy = ringloop_module.EventLoopPolicy()

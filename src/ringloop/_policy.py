@@ -9,7 +9,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from ringloop._loops import SelectorEventLoop
+from ringloop._loops import _resolve_kind, new_event_loop
 
 __all__ = ["EventLoopPolicy", "install"]
 
@@ -23,13 +23,22 @@ class EventLoopPolicy(asyncio.events.BaseDefaultEventLoopPolicy):
     (the behaviour is inherited from asyncio's own base policy).
     """
 
-    def _loop_factory(self) -> asyncio.AbstractEventLoop:
-        from ringloop import new_event_loop
+    def __init__(self, kind: str | None = None) -> None:
+        """``kind``: "selector" or "proactor", the kind of every loop the
+        policy makes; by default (None) ``ringloop.new_event_loop()``'s,
+        the RINGLOOP_LOOP environment variable read when a loop is made."""
+        super().__init__()
+        if kind is not None:
+            _resolve_kind(kind)      # an unknown kind fails here, not later
+        self._kind = kind
 
-        return new_event_loop()
+    def _loop_factory(self) -> asyncio.AbstractEventLoop:
+        return new_event_loop(self._kind)
 
     def __repr__(self) -> str:
-        return f"<{type(self).__name__}>"
+        if self._kind is None:
+            return f"<{type(self).__name__}>"
+        return f"<{type(self).__name__} kind={self._kind!r}>"
 
     if sys.platform != "win32" and sys.version_info < (3, 14):
         # Child watchers (deprecated in 3.12, removed in 3.14): ringloop
@@ -67,6 +76,7 @@ def _warnings_from_caller() -> Iterator[None]:
         warnings.warn(w.message, w.category, stacklevel=4)
 
 
-def install() -> None:
-    """Make ringloop the loop asyncio creates: sets EventLoopPolicy()."""
-    asyncio.set_event_loop_policy(EventLoopPolicy())
+def install(kind: str | None = None) -> None:
+    """Make ringloop the loop asyncio creates: sets EventLoopPolicy(kind)
+    ("selector" or "proactor"; by default RINGLOOP_LOOP, else "selector")."""
+    asyncio.set_event_loop_policy(EventLoopPolicy(kind))
