@@ -56,6 +56,9 @@ cdef class StreamCore(IOTarget):
     cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) except? -2
     cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) except? -2
     cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) except? -2
+    cdef Py_ssize_t _py_recv(self, void *buf, Py_ssize_t n) except? -2
+    cdef Py_ssize_t _py_send(self, const void *buf, Py_ssize_t n) except? -2
+    cdef Py_ssize_t _py_sendv(self, iovec *iov, Py_ssize_t k) except? -2
     cdef Py_ssize_t _py_call(self, method, arg, void *into, Py_ssize_t n) except? -2
     cdef object _io_error(self, int err)
     cdef str _what(self)

@@ -83,6 +83,10 @@ cdef object py_socket_accept = socket.socket.accept
 cdef object py_socket_raw_accept = _socket.socket._accept
 cdef object py_socket_getsockname = _socket.socket.getsockname
 cdef object py_socket_getpeername = _socket.socket.getpeername
+cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+cdef bint PY312 = sys.version_info >= (3, 12)
+cdef bint PY313 = sys.version_info >= (3, 13)
+
 cdef tuple _IO_METHODS = ('recv', 'recv_into', 'send', 'sendmsg')
 cdef tuple _py_socket_io = tuple([getattr(socket.socket, name, None) for name in _IO_METHODS])
 
@@ -98,9 +102,7 @@ cdef bint _overrides_io(object sock) except -1:
         if getattr(t, _IO_METHODS[i], None) is not _py_socket_io[i]:
             return True
     return False
-cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
-cdef bint PY312 = sys.version_info >= (3, 12)
-cdef bint PY313 = sys.version_info >= (3, 13)
+
 
 # The sockets are non-blocking: send/recv/sendmsg are called with the GIL
 # held (releasing it would cost more than the call).
@@ -212,35 +214,47 @@ cdef class StreamCore(IOTarget):
         if self.pipe:
             return c_read(self.fd, buf, n)
         if self.py_io:
-            return self._py_call(self.sock.recv, n, buf, n)
+            return self._py_recv(buf, n)
         return recv(self.fd, buf, n, 0)
 
     cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) except? -2:
         if self.pipe:
             return c_write(self.fd, buf, n)
         if self.py_io:
-            return self._py_call(self.sock.send,
-                                 PyBytes_FromStringAndSize(<const char *>buf, n), NULL, n)
+            return self._py_send(buf, n)
         return send(self.fd, buf, n, MSG_NOSIGNAL)
 
     cdef inline Py_ssize_t _sendv(self, iovec *iov, Py_ssize_t k) except? -2:
         cdef msghdr msg
-        cdef Py_ssize_t i
         if self.pipe:
             return writev(self.fd, iov, <int>k)
         if self.py_io:
-            # asyncio 3.12+ sends its buffers with sendmsg(), 3.11 joins
-            # them for send().
-            chunks = [PyBytes_FromStringAndSize(<const char *>iov[i].iov_base,
-                                                <Py_ssize_t>iov[i].iov_len)
-                      for i in range(k)]
-            if PY312:
-                return self._py_call(self.sock.sendmsg, chunks, NULL, 0)
-            return self._py_call(self.sock.send, b''.join(chunks), NULL, 0)
+            return self._py_sendv(iov, k)
         memset(&msg, 0, sizeof(msg))
         msg.msg_iov = iov
         msg.msg_iovlen = k
         return sendmsg(self.fd, &msg, MSG_NOSIGNAL)
+
+    # (the py_io calls, kept out of the inline functions above so that the
+    # system-call path stays small enough to inline)
+
+    cdef Py_ssize_t _py_recv(self, void *buf, Py_ssize_t n) except? -2:
+        return self._py_call(self.sock.recv, n, buf, n)
+
+    cdef Py_ssize_t _py_send(self, const void *buf, Py_ssize_t n) except? -2:
+        return self._py_call(self.sock.send,
+                             PyBytes_FromStringAndSize(<const char *>buf, n), NULL, n)
+
+    cdef Py_ssize_t _py_sendv(self, iovec *iov, Py_ssize_t k) except? -2:
+        # asyncio 3.12+ sends its buffers with sendmsg(), 3.11 joins them
+        # for send().
+        cdef Py_ssize_t i
+        chunks = [PyBytes_FromStringAndSize(<const char *>iov[i].iov_base,
+                                            <Py_ssize_t>iov[i].iov_len)
+                  for i in range(k)]
+        if PY312:
+            return self._py_call(self.sock.sendmsg, chunks, NULL, 0)
+        return self._py_call(self.sock.send, b''.join(chunks), NULL, 0)
 
     cdef Py_ssize_t _py_call(self, method, arg, void *into, Py_ssize_t n) except? -2:
         # method(arg) for a py_io socket, with a system call's result: the
