@@ -23,6 +23,8 @@ class EventLoopPolicy(asyncio.events.BaseDefaultEventLoopPolicy):
     (the behaviour is inherited from asyncio's own base policy).
     """
 
+    _kind: str | None = None     # (a subclass's __init__ may skip ours)
+
     def __init__(self, kind: str | None = None) -> None:
         """``kind``: "selector" or "proactor", the kind of every loop the
         policy makes; by default (None) ``ringloop.new_event_loop()``'s,
