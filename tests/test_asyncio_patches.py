@@ -15,7 +15,8 @@ import pytest
 
 from tests.support import run, tcp_listener
 
-pytestmark = pytest.mark.xfail_uvloop("uvloop compiles these methods: asyncio's patches miss it")
+UVLOOP_MISSES_PATCHES = pytest.mark.xfail_uvloop(
+    "uvloop compiles these methods: asyncio's patches miss it")
 
 # Methods asyncio's Unix selector loop inherits from BaseEventLoop (patched
 # there), and those it defines itself (patched on asyncio.SelectorEventLoop).
@@ -29,6 +30,7 @@ def _owner(name):
     return asyncio.BaseEventLoop if name in FROM_BASE else asyncio.SelectorEventLoop
 
 
+@UVLOOP_MISSES_PATCHES
 @pytest.mark.parametrize("name", FROM_BASE + FROM_UNIX)
 def test_a_patched_asyncio_method_is_called_with_the_loop(loop, name):
     seen = []
@@ -45,6 +47,7 @@ def test_a_patched_asyncio_method_is_called_with_the_loop(loop, name):
     assert seen == [(loop, (1, 2), {"key": 3})]
 
 
+@UVLOOP_MISSES_PATCHES
 def test_patch_on_selector_event_loop_class_reaches_create_connection(loop):
     async def fake(self, *args, **kwargs):
         return "patched"
@@ -56,6 +59,7 @@ def test_patch_on_selector_event_loop_class_reaches_create_connection(loop):
     assert run(loop, main()) == "patched"
 
 
+@UVLOOP_MISSES_PATCHES
 def test_a_patch_that_slows_create_connection_makes_wait_for_time_out(loop):
     # asyncssh's connect_timeout tests, in small.
     async def slow(*args, **kwargs):
@@ -89,7 +93,8 @@ def test_undone_patch_leaves_the_real_method(loop):
     run(loop, main())
 
 
-def test_borrowed_methods_keep_asyncio_signatures(loop, loop_impl):
+@UVLOOP_MISSES_PATCHES
+def test_borrowed_methods_keep_asyncio_signatures(loop):
     # What a user's help() or inspect sees: asyncio's own signatures, bound.
     reference = asyncio.SelectorEventLoop()
     try:
