@@ -16,7 +16,7 @@
 #
 # Readiness (same seam as epoll; see base.pxd):
 #   set_interest(w, mask)   never blocks, never makes a system call: it
-#             records the interest; POLL_ADD / POLL_REMOVE SQEs go out with
+#             records the interest; POLL_ADD / ASYNC_CANCEL SQEs go out with
 #             the next poll().  Level-triggered like epoll: a watch still
 #             ready after its callback ran is reported again by the next
 #             poll().  w.key holds the driver's per-watch state (do not
@@ -210,7 +210,7 @@ cdef class UringDriver(Driver):
         bint use_multishot_poll
         bint single_issuer
         bint defer_taskrun
-        bint cancel_queued            # an ASYNC_CANCEL/POLL_REMOVE awaits submission
+        bint cancel_queued            # an ASYNC_CANCEL awaits submission
         # The caller cancels ops itself (its coroutine catches the
         # cancellation at `await fut` and calls op_cancel): ops then skip
         # registering as their future's done callback, two method calls less.
@@ -274,7 +274,7 @@ cdef class UringDriver(Driver):
     cdef int _unlink_orphan(self, UringOp op, object exc, bint cancel) except -1
     cdef int _grow_fds(self, int n) except -1
     cdef int _issue(self, UringOp op) except -1
-    cdef int _cancel_req(self, UringOp op, bint poll_remove) except -1
+    cdef int _cancel_req(self, UringOp op) except -1
     cdef int _issue_pollwait(self, UringOp op) except -1
 
     # readiness

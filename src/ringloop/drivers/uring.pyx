@@ -31,13 +31,16 @@ How io_uring behaves, and what this driver does about it:
   sockets: a short read does not prove a socket drained (TCP urgent data,
   an AF_UNIX out-of-band byte, and SCM_RIGHTS and SO_PASSCRED messages on
   AF_UNIX stop a read early), and no wake-up would report the rest.  A
-  multishot request is dropped with ASYNC_CANCEL: a POLL_REMOVE that finds it busy (a wake-up being
-  processed) fails with EALREADY and leaves it armed, holding the file.
+  poll request is dropped with ASYNC_CANCEL, which marks it cancelled
+  whatever its state: a POLL_REMOVE that finds it busy (a wake-up being
+  processed) fails with EALREADY and leaves it armed, holding the file: a
+  multishot request always, a one-shot one when the wake-up's completion
+  finds the file no longer ready (drained meanwhile) and re-arms it.
   Readers and writers of one fd are separate requests, so changing one
   never disturbs the other.
 * A poll request holds a reference to the *file*: closing the fd number
   does not end it (epoll forgets closed fds; io_uring keeps the socket
-  alive!).  Interest must be dropped (set_interest(w, 0) -> POLL_REMOVE)
+  alive!).  Interest must be dropped (set_interest(w, 0) -> ASYNC_CANCEL)
   and ops cancelled (forget_fd) before a socket is closed.  Both target
   requests by user_data, never by fd, so they still work when the number
   has been closed or reused by the time the SQE is submitted.
@@ -136,7 +139,7 @@ cdef enum:
 cdef enum:
     ST_NEW = 0
     ST_SUBMITTED = 1        # a kernel request is (or will be) in flight
-    ST_CANCELLING = 2       # ASYNC_CANCEL / POLL_REMOVE sent, final CQE pending
+    ST_CANCELLING = 2       # ASYNC_CANCEL sent, final CQE pending
     ST_DONE = 3
 
 cdef enum:
@@ -983,11 +986,12 @@ cdef class UringDriver(Driver):
         Py_DECREF(op)
         return 0
 
-    cdef int _cancel_req(self, UringOp op, bint poll_remove) except -1:
-        # ASYNC_CANCEL (or POLL_REMOVE) of op's current request, by
-        # user_data.  The cancel pins op (ud = ptr|UD_AUX) until its own CQE.
+    cdef int _cancel_req(self, UringOp op) except -1:
+        # ASYNC_CANCEL of op's current request, by user_data (never
+        # POLL_REMOVE: see the module's notes).  The cancel pins op
+        # (ud = ptr|UD_AUX) until its own CQE.
         cdef rl_sqe *sqe = self._sqe()
-        sqe.opcode = RL_OP_POLL_REMOVE if poll_remove else RL_OP_ASYNC_CANCEL
+        sqe.opcode = RL_OP_ASYNC_CANCEL
         sqe.fd = -1
         sqe.addr = op.ud
         sqe.user_data = _ud(op) | UD_AUX
@@ -1111,12 +1115,13 @@ cdef class UringDriver(Driver):
         op.ws = None
         if op.state == ST_SUBMITTED:
             op.state = ST_CANCELLING
-            # A POLL_REMOVE that finds the request busy (a wake-up's task
-            # work pending) fails with -EALREADY: harmless for a one-shot
-            # poll, which is completing anyway, but a multishot one would
-            # live on, holding the file (a closed socket would never send
-            # its FIN).  ASYNC_CANCEL marks it cancelled whatever its state.
-            self._cancel_req(op, not (op.oflags & OPF_MULTI))
+            # ASYNC_CANCEL, not POLL_REMOVE: a POLL_REMOVE that finds the
+            # request busy (a wake-up's task work pending) fails with
+            # -EALREADY, and the request lives on holding the file (a closed
+            # socket would never send its FIN, the loop's close would wait
+            # out its drain): a multishot one always, a one-shot one when
+            # the wake-up's work finds the fd drained and re-arms it.
+            self._cancel_req(op)
         return 0
 
     cdef int _arm(self, _WatchState ws) except -1:
@@ -1794,7 +1799,7 @@ cdef class UringDriver(Driver):
                 op.id_dev, op.id_ino = ident
                 op.oflags |= OPF_IDENT
         op.state = ST_CANCELLING
-        self._cancel_req(op, False)
+        self._cancel_req(op)
         if not self.closing:
             self._flush_cancels()
         return 0
@@ -1890,7 +1895,7 @@ cdef class UringDriver(Driver):
                         op.state = ST_CANCELLING
                         if op.kind == OPK_POLL:
                             op.ws = None
-                        self._cancel_req(op, False)
+                        self._cancel_req(op)
                 deadline = _monotonic() + CLOSE_DRAIN_SECONDS
                 while self.n_inflight or self.n_aux or self.sq_tail != rl_load_acquire(self.sq_khead):
                     left = deadline - _monotonic()
