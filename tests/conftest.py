@@ -13,7 +13,8 @@ Markers understood here (registered in ``pytest_configure``):
 * ``ringloop_only``       run only on the ringloop variants (ringloop-only API)
 * ``many_fds``            opens fds that may be >= 1024: skipped on SelectSelector
 * ``xfail_uvloop(reason, condition=True)``  uvloop differs from asyncio here:
-                          xfail (non strict) on uvloop when condition holds
+                          xfail (non strict) on uvloop when condition holds;
+                          also on one ``pytest.param`` of a test's own values
 * ``loops(*names)``       run only on the named implementations
 
 Environment:
@@ -203,7 +204,6 @@ def pytest_generate_tests(metafunc):
     only = node.get_closest_marker("loops")
     if only:
         impls = [i for i in impls if i.name in only.args]
-    xfail_uv = node.get_closest_marker("xfail_uvloop")
     many_fds = node.get_closest_marker("many_fds")
     documented = node.get_closest_marker("documented_difference")
     params = []
@@ -215,9 +215,6 @@ def pytest_generate_tests(metafunc):
         if many_fds and impl.fd_limit is not None:
             marks.append(pytest.mark.skip(
                 reason=f"{impl.name} cannot watch fds >= {impl.fd_limit}"))
-        if xfail_uv and impl.kind == "uvloop" and xfail_uv.kwargs.get("condition", True):
-            reason = xfail_uv.args[0] if xfail_uv.args else xfail_uv.kwargs["reason"]
-            marks.append(pytest.mark.xfail(reason="uvloop: " + reason, strict=False))
         if documented and impl.is_ringloop:
             marks.append(pytest.mark.xfail(
                 reason="documented in docs/compatibility.md: " + documented.args[0],
@@ -227,6 +224,20 @@ def pytest_generate_tests(metafunc):
         params = [pytest.param(None, id="no-loop",
                                marks=pytest.mark.skip(reason="no selected loop fits"))]
     metafunc.parametrize("loop_impl", params)
+
+
+def pytest_collection_modifyitems(config, items):
+    # xfail_uvloop is read here, not in pytest_generate_tests, so that it can
+    # also sit on one pytest.param of a test's own parametrization.
+    for item in items:
+        mark = item.get_closest_marker("xfail_uvloop")
+        callspec = getattr(item, "callspec", None)
+        impl = callspec.params.get("loop_impl") if callspec else None
+        if (mark is None or impl is None or impl.kind != "uvloop"
+                or not mark.kwargs.get("condition", True)):
+            continue
+        reason = mark.args[0] if mark.args else mark.kwargs["reason"]
+        item.add_marker(pytest.mark.xfail(reason="uvloop: " + reason, strict=False))
 
 
 # --------------------------------------------------------------------------

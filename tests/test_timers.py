@@ -22,7 +22,8 @@ def test_call_later_fires_in_delay_order(loop):
     assert order == [0.0, 0.005, 0.01, 0.02, 0.03]
 
 
-@pytest.mark.xfail_uvloop("timers have millisecond resolution: deadlines within 1 ms fire in scheduling order")
+@pytest.mark.xfail_uvloop("timers have millisecond resolution: deadlines within 1 ms fire in scheduling order "
+                          "(it passes when the rounding happens to keep the order)")
 def test_call_at_fires_in_when_order(loop):
     order = []
     base = loop.time()
@@ -59,7 +60,8 @@ def test_cancelled_timers_never_fire(loop):
     assert sorted(calls) == list(range(1, 1000, 2))
 
 
-@pytest.mark.xfail_uvloop("millisecond timer resolution: a deadline 1 us later may fire first")
+@pytest.mark.xfail_uvloop("millisecond timer resolution: a deadline 1 us later may fire first "
+                          "(it passes when both round to the same millisecond)")
 def test_cancel_timer_from_callback_same_iteration(loop):
     calls = []
     hs = {}
