@@ -882,3 +882,108 @@ def test_empty_unix_address_is_invalid(loop, method):
     finally:
         s.close()
         bound.close()
+
+
+# ------------------------------------- a socket closed under a waiting call ----
+# The socket closes in the kernel on every loop kind; what becomes of the
+# call differs, as it does between asyncio's selectors:
+# * epoll (asyncio's default, ringloop's selector kind): epoll forgets a
+#   closed file and the call waits on;
+# * poll(2) (PollSelector): the closed fd reports POLLNVAL and the call
+#   fails with EBADF;
+# * io_uring (the proactor): its kernel request holds the file, so the loop
+#   notices the close itself and ends the call with EBADF, which releases it;
+# * select(2) fails for the whole loop (asyncio's loop too): not tested.
+
+def _skip_select(loop_name):
+    if loop_name == "ringloop-select":
+        pytest.skip("select() fails with EBADF for the whole loop once a watched "
+                    "fd is closed, as asyncio's loop over SelectSelector does")
+
+
+def _ends_on_close(loop_name, task):
+    # What became of the waiting call once its socket was closed.
+    if loop_name in ("ringloop-proactor", "ringloop-poll"):
+        assert task.done()
+        exc = task.exception()
+        assert isinstance(exc, OSError) and exc.errno == errno.EBADF, exc
+    else:
+        assert not task.done()
+        task.cancel()
+
+
+@pytest.mark.xfail_uvloop("uvloop keeps a socket closed under a waiting sock_* call open in the kernel")
+def test_listener_closed_under_waiting_accept_frees_its_port(loop, loop_name):
+    _skip_select(loop_name)
+    async def main():
+        lsock = socket.socket()
+        lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(8)
+        lsock.setblocking(False)
+        port = lsock.getsockname()[1]
+        task = asyncio.ensure_future(loop.sock_accept(lsock))
+        await asyncio.sleep(0.01)
+        lsock.close()
+        await asyncio.sleep(0.05)
+        # The port is free again: nothing listens on it any more.
+        again = socket.socket()
+        try:
+            again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            again.bind(("127.0.0.1", port))
+            again.listen(1)
+        finally:
+            again.close()
+        _ends_on_close(loop_name, task)
+        with pytest.raises((OSError, asyncio.CancelledError)):
+            await task
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop keeps a socket closed under a waiting sock_* call open in the kernel")
+@pytest.mark.parametrize("method", ["sock_recv", "sock_recv_into"])
+def test_socket_closed_under_waiting_recv_sends_fin(loop, loop_name, method):
+    _skip_select(loop_name)
+    async def main():
+        with socketpair() as (a, b):
+            args = (1024,) if method == "sock_recv" else (bytearray(1024),)
+            task = asyncio.ensure_future(getattr(loop, method)(a, *args))
+            await asyncio.sleep(0.01)
+            a.close()
+            # The peer sees the end of the stream: the socket really closed.
+            b.setblocking(True)
+            b.settimeout(TIMEOUT)
+            assert await loop.run_in_executor(None, b.recv, 10) == b""
+            await asyncio.sleep(0.01)
+            _ends_on_close(loop_name, task)
+            with pytest.raises((OSError, asyncio.CancelledError)):
+                await task
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop keeps a socket closed under a waiting sock_* call open in the kernel")
+def test_socket_closed_under_blocked_sendall_is_released(loop, loop_name):
+    _skip_select(loop_name)
+    async def main():
+        with socketpair() as (a, b):
+            a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            task = asyncio.ensure_future(loop.sock_sendall(a, b"x" * (8 << 20)))
+            await asyncio.sleep(0.05)
+            assert not task.done()      # the peer reads nothing: it waits
+            a.close()
+            await asyncio.sleep(0.05)
+            # The peer drains what was sent and then meets the end.
+            b.setblocking(True)
+            b.settimeout(TIMEOUT)
+
+            def drain():
+                while b.recv(1 << 16):
+                    pass
+            await loop.run_in_executor(None, drain)
+            _ends_on_close(loop_name, task)
+            with pytest.raises((OSError, asyncio.CancelledError)):
+                await task
+
+    run(loop, main())

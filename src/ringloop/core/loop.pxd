@@ -81,6 +81,12 @@ cdef class CoreLoop:
         object spare_bytes          # a read's bytes nobody kept (stream.pyx)
         object loop_kw              # {'loop': self} while running (_new_future)
         Py_ssize_t spare_cap        # how many bytes its allocation holds
+        # future -> socket.socket of each sock_* call waiting on a kernel
+        # request (ProactorCore; None on the selector kind): checked each
+        # iteration for sockets closed meanwhile (_check_sock_waits)
+        dict sock_waits
+        unsigned long long sock_scan_mark   # stat_callbacks at the last check
+        double sock_scan_next               # loop time the next check may run
 
         # --- statistics ---------------------------------------------------
         unsigned long long stat_iterations
@@ -126,6 +132,7 @@ cdef class CoreLoop:
     cdef int _install_signal_wakeup(self) except -1
     cdef int _uninstall_signal_wakeup(self) except -1
     cdef int _check_sock(self, object sock) except -1
+    cdef int _check_sock_waits(self) except -1
     cdef object _sock_now(self, object sock, str method, tuple args)
     cdef object _sock_wait(self, object sock, str method, tuple args, bint write)
     cdef int _io_start(self, int fd, object fileobj, Handle h, bint write) except -1

@@ -32,6 +32,16 @@ cdef extern from "ringloop_fastcall.h":
 cdef extern from "Python.h":
     Py_ssize_t PyDict_GET_SIZE(dict d)     # a macro: no call, no error
 
+cdef extern from *:
+    """
+    /* The fd a socket.socket object holds (-1 once closed or detached):
+       the first field of CPython's PySocketSockObject (Modules/socketmodule.h,
+       the same in 3.11-3.13), read without a method call. */
+    typedef struct { PyObject_HEAD int sock_fd; } rl_sock_head;
+    #define rl_sock_fd(o) (((rl_sock_head *)(o))->sock_fd)
+    """
+    int rl_sock_fd(object sock)
+
 cdef extern from "ringloop_call.h":
     object rl_new_kw(object type, tuple args, dict kw)
     unsigned int rl_type_version(object o)
@@ -368,6 +378,7 @@ cdef class CoreLoop:
         self.signal_handlers = {}
         self.origin_tracking_enabled = False
         self._transports = TransportMap()
+        self.sock_waits = None
         self.rbuf = NULL
         self.rbuf_size = 0
         self.spare_bytes = None
@@ -673,6 +684,8 @@ cdef class CoreLoop:
         cdef list keep
         cdef double timeout, t0
         cdef double end_time = 0
+        cdef double now = 0, wait
+        cdef bint sock_check_due
         cdef int n
 
         if (nsched > MIN_SCHEDULED_TIMER_HANDLES
@@ -697,6 +710,21 @@ cdef class CoreLoop:
                 t.scheduled = False
                 handle_release(t, 1)        # t only
 
+        # Sockets closed under a waiting sock_* call (proactor): checked
+        # when callbacks ran since the last check (only they can close one),
+        # at most once a millisecond; a check put off that way bounds the
+        # poll's timeout instead, so an idle loop still makes it.
+        sock_check_due = False
+        if (self.sock_waits is not None and PyDict_GET_SIZE(self.sock_waits)
+                and self.stat_callbacks != self.sock_scan_mark):
+            now = _loop_now(self)
+            if now >= self.sock_scan_next:
+                self.sock_scan_mark = self.stat_callbacks
+                self.sock_scan_next = now + 0.001
+                self._check_sock_waits()
+            else:
+                sock_check_due = True
+
         if PyList_GET_SIZE(self.ready) or self.stopping:
             timeout = 0
         elif PyList_GET_SIZE(self.scheduled):
@@ -710,6 +738,10 @@ cdef class CoreLoop:
                 timeout = 0
         else:
             timeout = -1
+        if sock_check_due and timeout != 0:
+            wait = self.sock_scan_next - now
+            if timeout < 0 or timeout > wait:
+                timeout = wait
 
         self.stat_iterations += 1
         if timeout != 0:
@@ -1669,6 +1701,26 @@ cdef class CoreLoop:
         check_ssl_socket(sock)
         if self.debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
+        return 0
+
+    cdef int _check_sock_waits(self) except -1:
+        # A kernel request holds a reference to its socket's file: a socket
+        # closed (or detached) while a sock_* call waits on it would stay
+        # open in the kernel (no FIN; a listener keeps its port and goes on
+        # completing handshakes) until the request completes.  The call
+        # fails with EBADF instead, and its coroutine (or done callback)
+        # cancels the request, which releases the file.
+        cdef list closed = None
+        for fut, sock in self.sock_waits.items():
+            if rl_sock_fd(sock) < 0:
+                if closed is None:
+                    closed = []
+                closed.append(fut)
+        if closed is not None:
+            for fut in closed:
+                del self.sock_waits[fut]
+                if not fut.done():
+                    fut.set_exception(OSError(_errno.EBADF, os.strerror(_errno.EBADF)))
         return 0
 
     def _sock_read_done(self, fd, fut, handle=None):

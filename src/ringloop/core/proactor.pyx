@@ -75,6 +75,7 @@ cdef class ProactorCore(CoreLoop):
         drv.caller_cancels = True
         self.uring = drv
         CoreLoop.__init__(self, driver=drv)
+        self.sock_waits = {}
 
     def close(self):
         """Close: cancel the ring operations in flight and wait for their
@@ -158,6 +159,7 @@ cdef class ProactorCore(CoreLoop):
         op = self.uring.op_recv(fd, n, fut)
         if op is not None:
             (<UringOp>op).owner = sock
+        self.sock_waits[fut] = sock
         try:
             return await fut
         except BaseException:
@@ -166,6 +168,8 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
+        finally:
+            self.sock_waits.pop(fut, None)
 
     async def sock_recv_into(self, sock, buf):
         """Receive into buf; return the number of bytes received."""
@@ -182,6 +186,7 @@ cdef class ProactorCore(CoreLoop):
         op = self.uring.op_recv_into(fd, buf, 0, fut)
         if op is not None:
             (<UringOp>op).owner = sock
+        self.sock_waits[fut] = sock
         try:
             return await fut
         except BaseException:
@@ -190,6 +195,8 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
+        finally:
+            self.sock_waits.pop(fut, None)
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
@@ -201,6 +208,7 @@ cdef class ProactorCore(CoreLoop):
         op = self.uring.op_recvfrom(fd, bufsize, fut)
         if op is not None:
             (<UringOp>op).owner = sock
+        self.sock_waits[fut] = sock
         try:
             return await fut
         except BaseException:
@@ -210,6 +218,8 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
+        finally:
+            self.sock_waits.pop(fut, None)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
@@ -221,6 +231,7 @@ cdef class ProactorCore(CoreLoop):
         op = self.uring.op_recvfrom_into(fd, buf, nbytes, fut)
         if op is not None:
             (<UringOp>op).owner = sock
+        self.sock_waits[fut] = sock
         try:
             return await fut
         except BaseException:
@@ -230,6 +241,8 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
+        finally:
+            self.sock_waits.pop(fut, None)
 
     async def sock_sendall(self, sock, data):
         """Send all of data (SEND ops, resubmitted for the remainder)."""
@@ -246,11 +259,14 @@ cdef class ProactorCore(CoreLoop):
             return
         fut = self._op_future()
         op = self.uring.op_sendall(sock.fileno(), data, fut)
+        self.sock_waits[fut] = sock
         try:
             return await fut
         except BaseException:
             self._cancel_op(op)
             raise
+        finally:
+            self.sock_waits.pop(fut, None)
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
@@ -259,11 +275,14 @@ cdef class ProactorCore(CoreLoop):
         self._check_sock_free(sock)
         fut = self._op_future()
         op = self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
+        self.sock_waits[fut] = sock
         try:
             return await fut
         except BaseException:
             self._cancel_op(op)
             raise
+        finally:
+            self.sock_waits.pop(fut, None)
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
@@ -281,6 +300,7 @@ cdef class ProactorCore(CoreLoop):
                        await self._resolve_first(address, family, stype, proto))
         fut = self._op_future()
         op = self.uring.op_connect(sock.fileno(), family, address, fut)
+        self.sock_waits[fut] = sock
         try:
             return await fut
         except OSError as exc:
@@ -289,10 +309,13 @@ cdef class ProactorCore(CoreLoop):
             # connect() protocol, if the peer is the address asked for.
             if exc.errno == errno.EISCONN and _same_peer(sock, address):
                 return None
+            self._cancel_op(op)   # in flight still if the socket was closed
             raise
         except BaseException:
             self._cancel_op(op)
             raise
+        finally:
+            self.sock_waits.pop(fut, None)
 
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking.
@@ -305,6 +328,17 @@ cdef class ProactorCore(CoreLoop):
         ring ACCEPT that completes in the same instant as its cancellation
         has taken the connection already, and no one may be left to give it
         to.)  Accepting is not on a hot path."""
-        if self._ring_socket(sock, 'accept'):
-            self._check_sock_free(sock)
-        return await CoreLoop.sock_accept(self, sock)
+        if not self._ring_socket(sock, 'accept'):
+            return await CoreLoop.sock_accept(self, sock)
+        self._check_sock_free(sock)
+        fut = self._new_future()
+        self._sock_accept(fut, sock)
+        if fut.done():
+            return fut.result()
+        # Waiting on a POLL_ADD, which holds the listener's file: watched
+        # for a close meanwhile, as the ring operations are.
+        self.sock_waits[fut] = sock
+        try:
+            return await fut
+        finally:
+            self.sock_waits.pop(fut, None)
