@@ -365,3 +365,37 @@ def test_loop_creation_logs_its_selector(loop_factory, loop_impl, caplog):
     messages = [r.getMessage() for r in caplog.records]
     prefix = "Using proactor: " if "proactor" in loop_impl.name else "Using selector: "
     assert any(m.startswith(prefix) for m in messages), messages
+
+
+PENDING_TASK_AT_EXIT_CHILD = """
+import asyncio, threading, time, types
+lp = make_loop(sys.argv[1])
+# A module kept alive past the first shutdown GC passes (tornado keeps its
+# pending tasks in a class attribute of tornado.ioloop this way).
+keeper = types.ModuleType("keeper")
+exec("class Keeper:\\n    pending = set()\\n", keeper.__dict__)
+sys.modules["keeper"] = keeper
+threading.Thread(target=lambda mod: time.sleep(1000), args=(keeper,), daemon=True).start()
+
+async def f():
+    await asyncio.sleep(0.01)
+    lp.stop()
+    await asyncio.sleep(10)      # never finishes: the task stays pending
+
+t = lp.create_task(f())
+keeper.Keeper.pending.add(t)
+del t, keeper
+lp.run_forever()
+lp.close()
+print("closed")
+"""
+
+
+def test_pending_task_collected_at_interpreter_exit(loop_name):
+    # The task is collected by the interpreter's last GC passes, when
+    # _asyncio's repr function may be freed: the loop's exception handler
+    # ("Task was destroyed but it is pending!") must not crash there
+    # (ringloop did on 3.11, SIGSEGV; found with tornado's suite).
+    proc = run_child(PENDING_TASK_AT_EXIT_CHILD, args=(loop_name,), timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.strip().splitlines()[-1] == "closed"

@@ -113,6 +113,7 @@ from ringloop import _messages as msg
 
 # Cached stdlib names (origin-prefixed, as the codebase convention says).
 cdef object aio_Future = asyncio.Future
+cdef object sys_is_finalizing = sys.is_finalizing
 cdef object aio_Task = asyncio.Task
 cdef object _AGAIN = object()     # _sock_now: the call would block
 cdef object raw_family = _socket.socket.family.__get__   # ints, not enums
@@ -1311,6 +1312,13 @@ cdef class CoreLoop:
                 tb = ''.join(traceback.format_list(value))
                 value = 'Handle created at (most recent call last):\n'
                 value += tb.rstrip()
+            elif sys_is_finalizing() and isinstance(value, (aio_Future, aio_Task)):
+                # Interpreter shutdown (a task collected by its last GC
+                # passes): _asyncio's repr may already be freed there (a
+                # crash on 3.11, found with tornado's suite).  asyncio's
+                # Python handler fails before this point then; ours logs
+                # the object without its details.
+                value = f'<{type(value).__name__} object at {id(value):#x}>'
             else:
                 value = repr(value)
             log_lines.append(f'{key}: {value}')
