@@ -318,14 +318,14 @@ def test_debug_slow_callbacks_are_timed_by_loop_time(loop, caplog):
     # "takes" 10 s, as asyncio's own loop reports it.
     loop.set_debug(True)
     loop.slow_callback_duration = 5
-    real = loop.time
+    base = loop.time()
     ticks = iter(range(0, 10_000, 10))
 
     def marker():
         pass
 
     with caplog.at_level(logging.WARNING, logger="asyncio"):
-        with mock.patch.object(loop, "time", side_effect=lambda: real() + next(ticks)):
+        with mock.patch.object(loop, "time", side_effect=lambda: base + next(ticks)):
             loop.call_soon(marker)
             loop.call_soon(loop.stop)
             loop.run_forever()
