@@ -222,15 +222,20 @@ def test_shutdown_default_executor_timeout_expires(loop):
         release.set()
 
 
-@pytest.mark.xfail_uvloop("the timeout cancels the wait instead of warning")
+# What shutdown_default_executor(timeout=) bounds in the running asyncio: the
+# wait for the executor's jobs (3.13, and 3.12 from gh-111358's fix) or only
+# the join of its threads after they finished (3.12.0-3.12.2).
+_TIMEOUT_BOUNDS_WAIT = ("timeouts" in asyncio.base_events.BaseEventLoop
+                        .shutdown_default_executor.__code__.co_names)
+
+
+@pytest.mark.xfail_uvloop("the timeout cancels the wait instead of warning",
+                          condition=_TIMEOUT_BOUNDS_WAIT)
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="timeout= is 3.12+")
 def test_shutdown_default_executor_timeout_as_the_running_asyncio(loop):
-    # What the timeout bounds follows the running asyncio: the wait for the
-    # executor's jobs (3.13, and 3.12 from gh-111358's fix) or only the join
-    # of its threads after they finished (3.12.0-3.12.2).  The warning
-    # points at the caller's line, as asyncio's does.
-    import asyncio.base_events as be
-    bounds_wait = "timeouts" in be.BaseEventLoop.shutdown_default_executor.__code__.co_names
+    # What the timeout bounds follows the running asyncio (above).  The
+    # warning points at the caller's line, as asyncio's does.
+    bounds_wait = _TIMEOUT_BOUNDS_WAIT
     done = threading.Event()
 
     def job():

@@ -423,7 +423,7 @@ def test_accept_emfile_logged_not_per_attempt(loop_impl, loop_name, request):
 def test_empty_writelines_then_write_eof_sends_the_eof(loop, loop_impl, request):
     # An empty write is no write: writelines() of only empty buffers leaves
     # nothing queued, so write_eof() sends the FIN at once.
-    if loop_impl.kind in ("asyncio", "uvloop") and sys.version_info >= (3, 12):
+    if loop_impl.kind == "asyncio" and sys.version_info >= (3, 12):
         request.applymarker(pytest.mark.xfail(
             reason="asyncio bug (docs/compatibility.md): 3.12+ writelines() queues the "
                    "empty buffer, and write_eof() waits for the queue: no FIN", strict=False))
