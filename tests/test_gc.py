@@ -176,3 +176,109 @@ def test_collections_while_thousands_of_copies_are_queued(loop):
     del handles
     loop.close()
     gc.collect()
+
+
+async def _echo_round_trip(loop):
+    import asyncio
+    import socket
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+        def data_received(self, data):
+            self.transport.write(data)
+
+    server = await loop.create_server(Echo, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"ping")
+    assert await reader.readexactly(4) == b"ping"
+    writer.close()
+    await writer.wait_closed()
+    server.close()
+    await server.wait_closed()
+    a, b = socket.socketpair()
+    with a, b:
+        a.setblocking(False)
+        b.setblocking(False)
+        await loop.sock_sendall(a, b"x")
+        assert await loop.sock_recv(b, 1) == b"x"
+    assert await loop.run_in_executor(None, int, "7") == 7
+    await loop.shutdown_default_executor()
+
+
+@pytest.mark.parametrize("work", ["none", "io"])
+def test_closed_loop_leaves_no_reference_cycles(loop_impl, work):
+    # A loop that was closed (after running I/O, timers and the executor, or
+    # after nothing at all) is freed by reference counting alone: none of its
+    # internal objects are left in cycles for the GC (the proactor's watches
+    # and their driver state were; found with tornado's circlerefs test).
+    import signal
+    import threading
+
+    if not loop_impl.name.startswith("ringloop"):
+        pytest.skip("asyncio's and uvloop's stream transports stay in cycles "
+                    "with their protocols after close (the GC frees them)")
+    gc.collect()
+    was_enabled = gc.isenabled()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        loop = loop_impl.factory()          # not loop_factory: it keeps its loops
+        if work == "io":
+            if threading.current_thread() is threading.main_thread():
+                loop.add_signal_handler(signal.SIGUSR1, lambda: None)
+            loop.call_later(3600, lambda: None)
+            run(loop, _echo_round_trip(loop))
+            if threading.current_thread() is threading.main_thread():
+                loop.remove_signal_handler(signal.SIGUSR1)
+        loop.close()
+        ref = weakref.ref(loop) if _weakrefable(loop) else None
+        del loop
+        gc.collect()
+        garbage = [o for o in gc.garbage
+                   if type(o).__module__.partition(".")[0] in ("ringloop", "asyncio", "uvloop")]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        if was_enabled:
+            gc.enable()
+    assert garbage == []
+    assert ref is None or ref() is None
+
+
+def _weakrefable(obj):
+    try:
+        weakref.ref(obj)
+    except TypeError:
+        return False
+    return True
+
+
+UNCLOSED_LOOP_AT_EXIT_CHILD = """
+import asyncio
+import ringloop
+
+class Policy(ringloop.EventLoopPolicy):  # as ringloop.install() sets, any loop
+    def _loop_factory(self):
+        return make_loop(sys.argv[1])
+
+asyncio.set_event_loop_policy(Policy())
+asyncio.set_event_loop(asyncio.new_event_loop())   # only the policy holds it
+asyncio.get_event_loop().run_until_complete(asyncio.sleep(0.01))
+print("ran")
+"""
+
+
+def test_unclosed_loop_is_closed_quietly_at_interpreter_exit(loop_name):
+    # A loop still set for the main thread at exit (asyncio.get_event_loop()
+    # style code never closes it) is closed when the interpreter frees it,
+    # after module globals were cleared: nothing may be printed (it raised
+    # AttributeError in _close_io before) and the process exits cleanly.
+    from tests.support import run_child
+
+    proc = run_child(UNCLOSED_LOOP_AT_EXIT_CHILD, args=(loop_name,), timeout=60)
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.strip() == "ran"
+    assert proc.stderr == ""

@@ -114,6 +114,7 @@ from ringloop import _messages as msg
 # Cached stdlib names (origin-prefixed, as the codebase convention says).
 cdef object aio_Future = asyncio.Future
 cdef object sys_is_finalizing = sys.is_finalizing
+cdef object warnings_warn = warnings.warn   # usable while the module is torn down
 cdef object aio_Task = asyncio.Task
 cdef object _AGAIN = object()     # _sock_now: the call would block
 cdef object raw_family = _socket.socket.family.__get__   # ints, not enums
@@ -240,8 +241,9 @@ rl_install_atfork()
 # inherits the wake-up fd; left pointing at the parent's socket, the child's
 # signals would wake (and be handled by) the parent's loop.  asyncio resets
 # it in the child from 3.12 on; ringloop does so on every version, for its
-# own sockets only.
-_signal_wakeup_fds = set()
+# own sockets only.  A C global, not a module attribute: an unclosed loop
+# collected at interpreter exit closes after the module's dict is cleared.
+cdef set _signal_wakeup_fds = set()
 
 
 def _after_fork_child():
@@ -984,11 +986,11 @@ cdef class CoreLoop:
             self._default_executor = None
             executor.shutdown(wait=False)
         if self.signal_handlers:
-            if not sys.is_finalizing():
+            if not sys_is_finalizing():
                 for sig in list(self.signal_handlers):
                     self.remove_signal_handler(sig)
             else:
-                warnings.warn(f"Closing the loop {self!r} on interpreter shutdown "
+                warnings_warn(f"Closing the loop {self!r} on interpreter shutdown "
                               f"stage, skipping signal handlers removal",
                               ResourceWarning, source=self)
                 self.signal_handlers.clear()
@@ -996,7 +998,8 @@ cdef class CoreLoop:
 
     def _close_io(self):
         cdef FdWatch w
-        for w in list(self.watches.values()):
+        cdef list watches = list(self.watches.values())
+        for w in watches:
             if w.reader is not None:
                 (<Handle>w.reader).cancel()
             if w.writer is not None:
@@ -1005,6 +1008,11 @@ cdef class CoreLoop:
         self.watches.clear()
         if self.driver is not None:
             self.driver.close()
+        for w in watches:
+            # A driver's per-watch state may point back at its watch (the
+            # io_uring driver's does): the loop's own watches still have
+            # interest at close, so drop the link, not leave a cycle.
+            w.key = None
         if self.waker is not None:
             self.waker.close()
         if self.signal_sock is not None:
