@@ -426,6 +426,70 @@ def test_pause_resume_reading(loop):
     run(loop, main())
 
 
+class PausingReader(asyncio.Protocol):
+    """Pauses reading in every data_received() and resumes a little later,
+    as a protocol with a slow consumer does (asyncpg's copy to a sink)."""
+
+    def __init__(self, loop, total):
+        self.loop, self.total = loop, total
+        self.sizes = []
+        self.done = loop.create_future()
+        self.lost = loop.create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.sizes.append(len(data))
+        if sum(self.sizes) >= self.total:
+            self.done.set_result(None)
+            return
+        self.transport.pause_reading()
+        self.loop.call_later(0.005, self.transport.resume_reading)
+
+    def connection_lost(self, exc):
+        self.lost.set_result(exc)
+
+
+@pytest.mark.parametrize("kept", [False, True], ids=["dropped", "kept"])
+def test_paused_reader_gets_reads_as_large_as_asyncio(loop, kept):
+    # A protocol that pauses on every read gets one read per resume: each
+    # must take as much as asyncio's does (up to 256 KiB) when that much is
+    # waiting, or a slow consumer is called twice as often (ringloop's
+    # 128 KiB reads made asyncpg's copy to a slow sink take twice as long).
+    # Over a Unix socket pair: what the peer has queued is all readable.
+    total = 3 * MiB
+
+    async def main():
+        a, b = socket.socketpair()
+        with a, b:
+            b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * MiB)
+            kept_reads = []
+
+            def factory():
+                proto = PausingReader(loop, total)
+                if kept:
+                    inner = proto.data_received
+                    proto.data_received = lambda d: (kept_reads.append(d), inner(d))
+                return proto
+
+            tr, proto = await loop.create_connection(factory, sock=a)
+            sender = threading.Thread(target=b.sendall, args=(b"x" * total,))
+            sender.start()
+            try:
+                await asyncio.wait_for(proto.done, TIMEOUT)
+            finally:
+                sender.join(TIMEOUT)
+                tr.abort()
+                await asyncio.wait_for(proto.lost, TIMEOUT)
+            assert sum(proto.sizes) == total
+            assert max(proto.sizes) > 200 * 1024, proto.sizes
+            if kept:
+                assert b"".join(kept_reads) == b"x" * total
+
+    run(loop, main())
+
+
 def test_reading_controls_after_close(loop):
     async def main():
         async with transport_and_peer(loop) as (tr, proto, peer):

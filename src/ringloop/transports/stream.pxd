@@ -29,6 +29,7 @@ cdef class StreamCore(IOTarget):
         bint paused               # pause_reading()
         bint large_reads          # reads go straight into the bytes (stream.pyx)
         bint reads_kept           # a large read was kept: no more of those
+        bint paused_reads         # the protocol pauses on full reads: read 256 KiB
         object held               # bytes read before the transport existed, or None
         bint eof                  # write_eof() called
         bint protocol_connected
