@@ -32,15 +32,8 @@ cdef extern from "ringloop_fastcall.h":
 cdef extern from "Python.h":
     Py_ssize_t PyDict_GET_SIZE(dict d)     # a macro: no call, no error
 
-cdef extern from *:
-    """
-    /* The fd a socket.socket object holds (-1 once closed or detached):
-       the first field of CPython's PySocketSockObject (Modules/socketmodule.h,
-       the same in 3.11-3.13), read without a method call. */
-    typedef struct { PyObject_HEAD int sock_fd; } rl_sock_head;
-    #define rl_sock_fd(o) (((rl_sock_head *)(o))->sock_fd)
-    """
-    int rl_sock_fd(object sock)
+cdef extern from "ringloop_compat.h":
+    int rl_sock_fd(object sock)     # a socket.socket's fd field, -1 once closed
 
 cdef extern from "ringloop_call.h":
     object rl_new_kw(object type, tuple args, dict kw)
@@ -718,7 +711,8 @@ cdef class CoreLoop:
         # at most once a millisecond; a check put off that way bounds the
         # poll's timeout instead, so an idle loop still makes it.
         sock_check_due = False
-        if (self.sock_waits is not None and PyDict_GET_SIZE(self.sock_waits)
+        if (self.sock_waits is not None
+                and (PyDict_GET_SIZE(self.sock_waits) or self.driver.n_owned)
                 and self.stat_callbacks != self.sock_scan_mark):
             now = _loop_now(self)
             if now >= self.sock_scan_next:
@@ -1727,6 +1721,10 @@ cdef class CoreLoop:
         # fails with EBADF instead, and its coroutine (or done callback)
         # cancels the request, which releases the file.
         cdef list closed = None
+        if self.driver.n_owned:
+            self.driver.fail_closed_owners()    # the ring's sock_* operations
+        if not PyDict_GET_SIZE(self.sock_waits):
+            return 0
         for fut, sock in self.sock_waits.items():
             if rl_sock_fd(sock) < 0:
                 if closed is None:

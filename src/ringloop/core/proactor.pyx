@@ -157,9 +157,7 @@ cdef class ProactorCore(CoreLoop):
                 pass
         fut = self._op_future()
         op = self.uring.op_recv(fd, n, fut)
-        if op is not None:
-            (<UringOp>op).owner = sock
-        self.sock_waits[fut] = sock
+        self.uring.set_owner(op, sock)
         try:
             return await fut
         except BaseException:
@@ -168,8 +166,6 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
-        finally:
-            self.sock_waits.pop(fut, None)
 
     async def sock_recv_into(self, sock, buf):
         """Receive into buf; return the number of bytes received."""
@@ -184,9 +180,7 @@ cdef class ProactorCore(CoreLoop):
                 pass
         fut = self._op_future()
         op = self.uring.op_recv_into(fd, buf, 0, fut)
-        if op is not None:
-            (<UringOp>op).owner = sock
-        self.sock_waits[fut] = sock
+        self.uring.set_owner(op, sock)
         try:
             return await fut
         except BaseException:
@@ -195,8 +189,6 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
-        finally:
-            self.sock_waits.pop(fut, None)
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of up to bufsize bytes: (data, address)."""
@@ -206,9 +198,7 @@ cdef class ProactorCore(CoreLoop):
         fd = sock.fileno()
         fut = self._op_future()
         op = self.uring.op_recvfrom(fd, bufsize, fut)
-        if op is not None:
-            (<UringOp>op).owner = sock
-        self.sock_waits[fut] = sock
+        self.uring.set_owner(op, sock)
         try:
             return await fut
         except BaseException:
@@ -218,8 +208,6 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
-        finally:
-            self.sock_waits.pop(fut, None)
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf: (nbytes, address)."""
@@ -229,9 +217,7 @@ cdef class ProactorCore(CoreLoop):
         fd = sock.fileno()
         fut = self._op_future()
         op = self.uring.op_recvfrom_into(fd, buf, nbytes, fut)
-        if op is not None:
-            (<UringOp>op).owner = sock
-        self.sock_waits[fut] = sock
+        self.uring.set_owner(op, sock)
         try:
             return await fut
         except BaseException:
@@ -241,8 +227,6 @@ cdef class ProactorCore(CoreLoop):
             else:
                 self._cancel_op(op)
             raise
-        finally:
-            self.sock_waits.pop(fut, None)
 
     async def sock_sendall(self, sock, data):
         """Send all of data (SEND ops, resubmitted for the remainder)."""
@@ -259,14 +243,12 @@ cdef class ProactorCore(CoreLoop):
             return
         fut = self._op_future()
         op = self.uring.op_sendall(sock.fileno(), data, fut)
-        self.sock_waits[fut] = sock
+        self.uring.set_owner(op, sock)
         try:
             return await fut
         except BaseException:
             self._cancel_op(op)
             raise
-        finally:
-            self.sock_waits.pop(fut, None)
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
@@ -275,14 +257,12 @@ cdef class ProactorCore(CoreLoop):
         self._check_sock_free(sock)
         fut = self._op_future()
         op = self.uring.op_sendto(sock.fileno(), data, _family_of(sock), address, fut)
-        self.sock_waits[fut] = sock
+        self.uring.set_owner(op, sock)
         try:
             return await fut
         except BaseException:
             self._cancel_op(op)
             raise
-        finally:
-            self.sock_waits.pop(fut, None)
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved first for IP families)."""
@@ -300,7 +280,7 @@ cdef class ProactorCore(CoreLoop):
                        await self._resolve_first(address, family, stype, proto))
         fut = self._op_future()
         op = self.uring.op_connect(sock.fileno(), family, address, fut)
-        self.sock_waits[fut] = sock
+        self.uring.set_owner(op, sock)
         try:
             return await fut
         except OSError as exc:
@@ -314,8 +294,6 @@ cdef class ProactorCore(CoreLoop):
         except BaseException:
             self._cancel_op(op)
             raise
-        finally:
-            self.sock_waits.pop(fut, None)
 
     async def sock_accept(self, sock):
         """Accept a connection: (conn, address), conn non-blocking.

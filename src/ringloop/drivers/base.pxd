@@ -32,6 +32,10 @@ cdef class Driver:
         void **ready
         int *masks
         int capacity
+        # Operations in flight for a socket object (a completion driver's
+        # sock_* calls): the loop has them checked for sockets closed
+        # meanwhile (fail_closed_owners) while there are any.
+        Py_ssize_t n_owned
 
     cdef int set_interest(self, FdWatch w, int mask) except -1
     cdef int poll(self, double timeout) except -1
@@ -39,6 +43,7 @@ cdef class Driver:
     cdef int close(self) except -1
     cdef dict info(self)
     cdef int _grow(self, int n) except -1
+    cdef int fail_closed_owners(self) except -1
 
 
 cdef class Waker:

@@ -50,6 +50,9 @@ cdef class Driver:
     cdef int set_interest(self, FdWatch w, int mask) except -1:
         raise NotImplementedError
 
+    cdef int fail_closed_owners(self) except -1:
+        return 0            # no operations of its own: nothing to check
+
     cdef int poll(self, double timeout) except -1:
         raise NotImplementedError
 

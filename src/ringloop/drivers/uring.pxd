@@ -309,6 +309,8 @@ cdef class UringDriver(Driver):
     cdef UringOp op_accept(self, int fd, object fut)
     cdef UringOp op_connect(self, int fd, int family, object addr, object fut)
     cdef int op_cancel(self, UringOp op) except -1
+    cdef int set_owner(self, UringOp op, object sock) except -1
+    cdef int fail_closed_owners(self) except -1
     cdef int _flush_cancels(self) except -1
     cdef bint idle(self) noexcept
     cdef int forget_fd(self, int fd) except -1

@@ -93,6 +93,9 @@ from libc.stdint cimport uint64_t, uintptr_t, uint32_t, uint16_t
 from libc.string cimport memset, memcpy, strlen
 from libc.stdlib cimport realloc, free
 
+cdef extern from "ringloop_compat.h":
+    int rl_sock_fd(object sock)     # a socket.socket's fd field, -1 once closed
+
 cdef extern from "<errno.h>" nogil:
     int errno
     enum:
@@ -844,6 +847,9 @@ cdef class UringDriver(Driver):
         Py_DECREF(op)           # the in-flight ref, now held by self.orphans
         op.state = ST_DONE
         op.drv = None
+        if op.owner is not None:
+            op.owner = None
+            self.n_owned -= 1
         if fut is not None:
             try:
                 if not fut.done():
@@ -1546,7 +1552,9 @@ cdef class UringDriver(Driver):
             op.fut = None
             op.drv = None
             op.addr_obj = None
-            op.owner = None
+            if op.owner is not None:
+                op.owner = None
+                self.n_owned -= 1
         return 0
 
     # A stash belongs to the socket that had the fd when its bytes were
@@ -1787,6 +1795,41 @@ cdef class UringDriver(Driver):
         # see the SYN sent.  Connects are rare; the batching is for I/O.
         self._flush()
         return op
+
+    cdef int set_owner(self, UringOp op, object sock) except -1:
+        # sock (a socket.socket) is what op runs for: its receives' late
+        # data is kept for it alone (_stash_recv), and a close of it while
+        # op waits fails op's future (fail_closed_owners).
+        if op is None or op.state == ST_DONE:
+            return 0
+        if op.owner is None:
+            self.n_owned += 1
+        op.owner = sock
+        return 0
+
+    cdef int fail_closed_owners(self) except -1:
+        # A kernel request holds a reference to its socket's file: a socket
+        # closed (or detached) while a sock_* call waits on it would stay
+        # open in the kernel (no FIN; a listener keeps its port) until the
+        # request completes.  The call fails with EBADF instead, and its
+        # coroutine cancels the request, which releases the file.  Reads
+        # the socket object's fd field (no call) of each op with an owner.
+        cdef PyObject *p = self.inflight_head
+        cdef UringOp op
+        cdef list closed = None
+        while p != NULL:
+            op = <UringOp>p
+            p = op.next
+            if (op.owner is not None and op.state == ST_SUBMITTED
+                    and op.fut is not None and rl_sock_fd(op.owner) < 0):
+                if closed is None:
+                    closed = []
+                closed.append(op.fut)
+        if closed is not None:
+            for fut in closed:
+                if not fut.done():
+                    fut.set_exception(OSError(EBADF, os.strerror(EBADF)))
+        return 0
 
     cdef int op_cancel(self, UringOp op) except -1:
         if op is None or op.state != ST_SUBMITTED:

@@ -51,4 +51,11 @@ static inline int epoll_wait(int a, struct epoll_event *b, int c, int d) { (void
 static inline int eventfd(unsigned int a, int b) { (void)a; (void)b; errno = ENOSYS; return -1; }
 #endif
 
+/* The fd a socket.socket object holds (-1 once closed or detached): the
+ * first field of CPython's PySocketSockObject (Modules/socketmodule.h, the
+ * same in 3.11-3.13), read without a method call.  Only for objects known
+ * to be socket.socket instances. */
+typedef struct { PyObject_HEAD int sock_fd; } rl_sock_head;
+#define rl_sock_fd(o) (((rl_sock_head *)(o))->sock_fd)
+
 #endif
