@@ -282,3 +282,42 @@ def test_unclosed_loop_is_closed_quietly_at_interpreter_exit(loop_name):
     assert proc.returncode == 0, (proc.returncode, proc.stderr)
     assert proc.stdout.strip() == "ran"
     assert proc.stderr == ""
+
+
+def test_unclosed_stream_transport_warns_once(loop_impl):
+    # A connected TCP transport dropped without close() (its protocol holds
+    # it: a cycle) is collected by the GC: one "unclosed transport" warning,
+    # not also one for its socket (found with asyncssh's suite, where
+    # asyncio's loop warned once and ringloop's twice).
+    import asyncio
+    import warnings
+
+    if not loop_impl.name.startswith("ringloop"):
+        pytest.skip("asyncio's loop warns for the socket too when the GC happens "
+                    "to finalize it before the transport (as in this test); "
+                    "uvloop words its warning differently")
+
+    class Holder(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.transport = transport
+
+    async def main():
+        server = await loop.create_server(Holder, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        await loop.create_connection(Holder, "127.0.0.1", port)
+        await asyncio.sleep(0.05)
+        server.close()
+        await asyncio.sleep(0.05)
+
+    loop = loop_impl.factory()          # closed here, before the collection
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            run(loop, main())
+        finally:
+            loop.close()
+        for _ in range(3):
+            gc.collect()
+    messages = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert len(messages) == 2, messages            # client and server side
+    assert all(m.startswith("unclosed transport") for m in messages), messages

@@ -44,6 +44,7 @@ from libc.string cimport memset, memcpy
 
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
+    void PyObject_GC_UnTrack(object o)
 
 cdef extern from "ringloop_bytes.h":
     void rl_bytes_refill(object b, const char *src, Py_ssize_t n)
@@ -1336,6 +1337,14 @@ cdef object _make_stream_transport(CoreLoop loop, sock, protocol, waiter,
             set_nodelay(fd)
     core.loop = loop
     core.sock = sock
+    if type(sock) is py_socket:
+        # A transport dropped unclosed is collected with its compiled core
+        # (a cycle): the GC may finalize the socket first, which then warns
+        # "unclosed <socket.socket>" before the transport's own "unclosed
+        # transport" (asyncio warns once).  A plain socket.socket (__slots__
+        # of ints only) can hold no cycle: kept out of the GC, it is freed
+        # after the transport's __del__ has closed it.
+        PyObject_GC_UnTrack(sock)
     core.fd = fd
     core.py_io = _overrides_io(sock)
     core.context = PyContext_CopyCurrent()
