@@ -1808,12 +1808,9 @@ cdef class UringDriver(Driver):
         return 0
 
     cdef int fail_closed_owners(self) except -1:
-        # A kernel request holds a reference to its socket's file: a socket
-        # closed (or detached) while a sock_* call waits on it would stay
-        # open in the kernel (no FIN; a listener keeps its port) until the
-        # request completes.  The call fails with EBADF instead, and its
-        # coroutine cancels the request, which releases the file.  Reads
-        # the socket object's fd field (no call) of each op with an owner.
+        # The ring's share of CoreLoop._check_sock_waits (the why is there):
+        # each op with an owner whose socket object's fd field says closed
+        # has its future failed with EBADF; its coroutine cancels it.
         cdef PyObject *p = self.inflight_head
         cdef UringOp op
         cdef list closed = None

@@ -452,8 +452,6 @@ cdef class StreamCore(IOTarget):
                     loop.spare_cap = size
                     return self._read_failed(n, err)
                 reads += 1
-                if n < READ_SIZE:
-                    self.paused_reads = False
                 # Then cut to what came, so that a protocol keeping it
                 # wastes at most 1/8: in place, or shrunk by a realloc (no
                 # copy either), or, for a small read, copied out as usual
@@ -486,8 +484,6 @@ cdef class StreamCore(IOTarget):
                 if n <= 0:
                     return self._read_failed(n, errno)
                 reads += 1
-                if n < READ_SIZE:
-                    self.paused_reads = False
                 if n >= LARGE_READ and not self.pipe and not self.reads_kept:
                     self.large_reads = True
                 # A read of more than 479 bytes is a libc malloc() and free()
@@ -507,6 +503,8 @@ cdef class StreamCore(IOTarget):
                 else:
                     data = PyBytes_FromStringAndSize(loop.rbuf, n)
                     spare_cap = n
+            if n < READ_SIZE:
+                self.paused_reads = False
             if self.pipe:
                 # As asyncio's pipe transport: a protocol error is reported
                 # (the IOHandle's exception handler call), reading goes on.
