@@ -121,6 +121,37 @@ def test_stop_before_run_forever_runs_one_iteration(loop):
     assert calls == [1, 2]
 
 
+@pytest.mark.xfail_uvloop("uvloop has no _stopping: the write makes an instance attribute")
+def test_writing_stopping_false_withdraws_a_stop_request(loop):
+    # Sanic's shutdown: `loop._stopping = False` after a stop, then it runs
+    # its shutdown coroutines to completion on the same loop.
+    async def shutdown():
+        await asyncio.sleep(0)
+        await asyncio.sleep(0.01)
+        return "done"
+
+    loop.stop()
+    assert loop._stopping is True
+    loop._stopping = False
+    assert loop._stopping is False
+    assert loop.run_until_complete(shutdown()) == "done"
+    # And a write of True is a stop request, as loop.stop() makes.
+    calls = []
+    loop._stopping = True
+    loop.call_soon(calls.append, 1)
+    loop.run_forever()
+    assert calls == [1] and loop._stopping is False
+
+
+@pytest.mark.xfail_uvloop("uvloop's get_debug() does not read a _debug attribute")
+def test_writing_debug_flag(loop):
+    # asyncio's loop has _debug as a plain attribute; get_debug() reads it.
+    loop._debug = True
+    assert loop.get_debug()
+    loop._debug = 0
+    assert not loop.get_debug()
+
+
 def test_run_forever_can_be_restarted(loop):
     n = []
     for i in range(5):

@@ -687,3 +687,77 @@ def test_closed_loop_lets_go_of_an_open_servers_socket(loop):
         os.fstat(fd)
     assert info.value.errno == errno.EBADF
     assert _refused(addr)
+
+
+@pytest.mark.xfail_uvloop("uvloop keeps the port: a connect() to it succeeds")
+def test_listener_closed_by_its_owner_frees_its_port(loop, loop_name):
+    # create_server(sock=s), then the owner closes s without server.close()
+    # (Sanic's serve() does in its error path) while the loop stays open:
+    # the port is free again and nothing connects, as on asyncio's loop.
+    # (io_uring's readiness poll held the listener's file and its port.)
+    if loop_name == "ringloop-select":
+        pytest.skip("select() fails with EBADF on a closed fd in its set, as over "
+                    "asyncio's SelectorEventLoop(SelectSelector())")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    s.listen(100)
+    addr = s.getsockname()
+
+    async def main():
+        await loop.create_server(asyncio.Protocol, sock=s)
+        await asyncio.sleep(0.01)
+        s.close()
+        await asyncio.sleep(0.05)
+        return connect_ex(addr)
+
+    def connect_ex(addr):
+        with socket.socket() as c:
+            c.settimeout(TIMEOUT)
+            return c.connect_ex(addr)
+
+    # (server.close() is not called: on asyncio's loop it fails with EBADF
+    # once its socket is closed.)
+    assert run(loop, main()) == errno.ECONNREFUSED
+    again = socket.socket()
+    again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        again.bind(addr)            # EADDRINUSE while the port is held
+        again.listen(1)
+    finally:
+        again.close()
+
+
+@pytest.mark.xfail_uvloop("uvloop reports no accept error to the exception handler here")
+def test_accept_error_names_the_accept_callback(loop):
+    # accept() failing with an unexpected error (EINVAL: the listener was
+    # shut down through another descriptor of it, as Sanic's main process
+    # does) reaches the exception handler naming the accept callback, as
+    # asyncio's "Exception in callback BaseSelectorEventLoop._accept_connection(...)".
+    contexts = []
+
+    async def main():
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        lsock = socket.socket()
+        lsock.bind(("127.0.0.1", 0))
+        lsock.listen(100)
+        other = socket.socket(fileno=os.dup(lsock.fileno()))
+        srv = await loop.create_server(asyncio.Protocol, sock=lsock)
+        try:
+            await asyncio.sleep(0.01)
+            other.shutdown(socket.SHUT_RDWR)
+            for _ in range(100):
+                if contexts:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            srv.close()
+            other.close()
+            await srv.wait_closed()
+
+    run(loop, main())
+    assert contexts, "no accept error reported"
+    ctx = contexts[0]
+    assert isinstance(ctx["exception"], OSError)
+    assert ctx["message"].startswith("Exception in callback ")
+    assert "._accept_connection(" in ctx["message"], ctx["message"]

@@ -100,11 +100,6 @@ class ProcessMixin:
     connect_write_pipe = FromAsyncio("connect_write_pipe")
     _log_subprocess = FromAsyncio("_log_subprocess")
 
-    @property
-    def _debug(self) -> bool:
-        # what asyncio's methods above read
-        return self.get_debug()
-
     # -- pipes ---------------------------------------------------------------
 
     def _make_read_pipe_transport(self, pipe, protocol, waiter=None, extra=None):

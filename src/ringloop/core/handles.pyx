@@ -355,10 +355,12 @@ cdef inline void _track_context(Handle h) noexcept:
 
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context):
-    """A timer the loop owns until it fires or is dropped (see above)."""
+    """A timer, under the cyclic GC: the one call_later() returns is
+    usually kept (asyncio.sleep() holds it in its frame), and a timer the
+    GC cannot see made a loop dropped unclosed with a sleeping task
+    uncollectable (loop -> heap -> timer -> loop)."""
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
-    _untrack(h)
-    _fill_owned(h, loop, callback, args, context)
+    _fill(h, loop, callback, args, context)
     h.when_ = when
     return h
 

@@ -34,6 +34,10 @@ cdef extern from "Python.h":
 
 cdef extern from "ringloop_compat.h":
     int rl_sock_fd(object sock)     # a socket.socket's fd field, -1 once closed
+    ctypedef int (*visitproc)(PyObject *, void *) noexcept
+    ctypedef int (*rl_extra_traverse)(PyObject *, visitproc, void *) noexcept
+    int rl_patch_traverse(object type, rl_extra_traverse extra) except -1
+    int rl_traverse_of(PyObject *o, visitproc visit, void *arg) noexcept
 
 cdef extern from "ringloop_call.h":
     object rl_new_kw(object type, tuple args, dict kw)
@@ -524,9 +528,18 @@ cdef class CoreLoop:
     def _clock_resolution(self):
         return self.clock_resolution
 
+    # asyncio's loop keeps these as plain attributes, and code writes them:
+    # Sanic's shutdown sets `loop._stopping = False` before running its
+    # shutdown coroutines (a read-only property made every Sanic server
+    # fail at shutdown).  Writing `_debug` flips the flag alone, as in
+    # asyncio (set_debug() also switches coroutine origin tracking).
     @property
     def _debug(self):
         return self.debug
+
+    @_debug.setter
+    def _debug(self, value):
+        self.debug = bool(value)
 
     @property
     def _thread_id(self):
@@ -535,6 +548,10 @@ cdef class CoreLoop:
     @property
     def _stopping(self):
         return self.stopping
+
+    @_stopping.setter
+    def _stopping(self, value):
+        self.stopping = bool(value)
 
     @property
     def _closed(self):
@@ -1000,6 +1017,10 @@ cdef class CoreLoop:
                 (<Handle>w.writer).cancel()
             w.reader = w.writer = None
         self.watches.clear()
+        if self.sock_waits:
+            # Nothing is watched any more: the sockets (a serving Server's
+            # listeners among them) are their owners' again.
+            self.sock_waits.clear()
         if self.driver is not None:
             self.driver.close()
         for w in watches:
@@ -1733,7 +1754,9 @@ cdef class CoreLoop:
         if closed is not None:
             for fut in closed:
                 del self.sock_waits[fut]
-                if not fut.done():
+                if not hasattr(fut, "set_exception"):
+                    fut()           # a server's listener (AcceptCore._listener_closed)
+                elif not fut.done():
                     fut.set_exception(OSError(_errno.EBADF, os.strerror(_errno.EBADF)))
         return 0
 
@@ -2564,6 +2587,55 @@ cdef object _bind_to(object func, object obj):
 def asyncio_method_of(owner, str name, obj):
     """owner's attribute `name`, looked up now, bound to obj."""
     return _bind_to(getattr(owner, name), obj)
+
+
+cdef extern from "Python.h":
+    Py_ssize_t _refcnt "Py_REFCNT"(PyObject *o) noexcept
+    PyObject *_list_item "PyList_GET_ITEM"(PyObject *lst, Py_ssize_t i) noexcept
+    Py_ssize_t _list_size "PyList_GET_SIZE"(PyObject *lst) noexcept
+
+
+cdef int _queued_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
+    # call_soon's handles are kept out of the cyclic GC while queued (see
+    # handles.pyx), so a loop dropped unclosed with callbacks pending was a
+    # cycle the GC could not see (loop -> ready -> handle -> loop): never
+    # collected, never warned about, its fds never closed.  The loop reports
+    # what such a handle references as its own, when nothing but the loop
+    # can reach the handle: the ready list is the loop's alone (the double
+    # buffer may hold it twice) and the handle's only reference is the
+    # list's.  A handle with another holder is not walked: that holder,
+    # not the loop, would be what keeps its referents alive.
+    cdef CoreLoop loop = <CoreLoop>o
+    cdef PyObject *lst
+    cdef PyObject *item
+    cdef PyObject *ctx
+    cdef Py_ssize_t i, own
+    cdef int r
+    if loop.ready is None:
+        return 0
+    lst = <PyObject *>loop.ready
+    own = 2 if loop.ready is loop.ready_spare else 1
+    if _refcnt(lst) != own:
+        return 0
+    for i in range(_list_size(lst)):
+        item = _list_item(lst, i)
+        if item == NULL or _refcnt(item) != 1 or not isinstance(<object>item, Handle):
+            continue
+        if not (<Handle>item).untracked:
+            continue
+        r = rl_traverse_of(item, visit, arg)
+        if r:
+            return r
+        if (<Handle>item).ctx_untracked:
+            ctx = <PyObject *>(<Handle>item).context
+            if ctx != NULL and _refcnt(ctx) == 1:
+                r = rl_traverse_of(ctx, visit, arg)
+                if r:
+                    return r
+    return 0
+
+
+rl_patch_traverse(CoreLoop, _queued_traverse)
 
 
 cdef class AsyncioMethod:

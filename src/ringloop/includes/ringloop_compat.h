@@ -58,4 +58,33 @@ static inline int eventfd(unsigned int a, int b) { (void)a; (void)b; errno = ENO
 typedef struct { PyObject_HEAD int sock_fd; } rl_sock_head;
 #define rl_sock_fd(o) (((rl_sock_head *)(o))->sock_fd)
 
+/* A type's tp_traverse followed by an extra one (rl_patch_traverse): the
+ * loop reports what the handles queued in it reference, since those
+ * handles are kept out of the cyclic GC (core/loop.pyx, _queued_traverse).
+ * One patched type per module that includes this. */
+typedef int (*rl_extra_traverse)(PyObject *, visitproc, void *);
+static traverseproc rl_base_traverse = NULL;
+static rl_extra_traverse rl_extra = NULL;
+
+static int rl_patched_traverse(PyObject *o, visitproc visit, void *arg) {
+    int r = rl_base_traverse ? rl_base_traverse(o, visit, arg) : 0;
+    if (r) return r;
+    return rl_extra(o, visit, arg);
+}
+
+static inline int rl_patch_traverse(PyObject *type, rl_extra_traverse extra) {
+    PyTypeObject *t = (PyTypeObject *)type;
+    if (t->tp_traverse == rl_patched_traverse) return 0;
+    rl_base_traverse = t->tp_traverse;
+    rl_extra = extra;
+    t->tp_traverse = rl_patched_traverse;
+    return 0;
+}
+
+/* Call o's own tp_traverse (NULL-safe). */
+static inline int rl_traverse_of(PyObject *o, visitproc visit, void *arg) {
+    traverseproc f = Py_TYPE(o)->tp_traverse;
+    return f ? f(o, visit, arg) : 0;
+}
+
 #endif

@@ -1544,18 +1544,42 @@ cdef class AcceptCore(IOTarget):
         if self.loop.debug:
             self.rh.source_traceback = aio_extract_stack()
         self.loop._io_start(self.fd, self.fd, self.rh, False)
+        if self.loop.sock_waits is not None:
+            # The proactor's readiness poll holds the listener's file: a
+            # listening socket closed by its owner while the server still
+            # watches it would keep its port (and go on completing
+            # handshakes) until the server closes.  The loop's check of
+            # closed sockets calls closed_cb, which drops the watch.
+            if self.closed_cb is None:
+                self.closed_cb = self._listener_closed
+            self.loop.sock_waits[self.closed_cb] = self.sock
 
     def stop(self):
         if self.retry is not None:
             self.retry.cancel()
             self.retry = None
+        if self.closed_cb is not None and self.loop.sock_waits is not None:
+            self.loop.sock_waits.pop(self.closed_cb, None)
         if self.rh is not None:
             self.rh = None
             self.loop._io_stop(self.fd, False)
 
+    def _listener_closed(self):
+        # The socket was closed under the watch (CoreLoop._check_sock_waits).
+        self.stop()
+
     def _resume(self):
         self.retry = None
         self.start()
+
+    def _handle_callback(self, bint write):
+        # What the accept handle shows (its repr, "Exception in callback
+        # ..."): a method named as asyncio's, not this object's repr.
+        return self._accept_connection
+
+    def _accept_connection(self):
+        """Accept what the listening socket has queued (up to the backlog)."""
+        self.on_readable()
 
     cdef int on_readable(self) except -1:
         cdef int i, c_fd, err
