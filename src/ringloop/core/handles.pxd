@@ -41,6 +41,7 @@ cdef class TimerHandle(Handle):
 cdef Handle new_handle(object loop, object callback, tuple args, object context)
 cdef Handle new_owned_handle(object loop, object callback, tuple args, object context)
 cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept
+cdef void handle_track(Handle h) noexcept
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context)
 from cpython.object cimport PyObject

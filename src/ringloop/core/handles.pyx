@@ -346,6 +346,16 @@ cdef void handle_release(Handle h, Py_ssize_t loop_refs) noexcept:
             _pool_n += 1
 
 
+cdef void handle_track(Handle h) noexcept:
+    """Put a queued handle (and its context copy) back under the cyclic GC."""
+    if not h.untracked:
+        return
+    h.untracked = False
+    if not PyObject_GC_IsTracked(h):
+        PyObject_GC_Track(<void *>h)
+    _track_context(h)
+
+
 cdef inline void _track_context(Handle h) noexcept:
     if h.ctx_untracked:
         h.ctx_untracked = False
@@ -355,12 +365,13 @@ cdef inline void _track_context(Handle h) noexcept:
 
 cdef TimerHandle new_timer(object loop, double when, object callback, tuple args,
                            object context):
-    """A timer, under the cyclic GC: the one call_later() returns is
-    usually kept (asyncio.sleep() holds it in its frame), and a timer the
-    GC cannot see made a loop dropped unclosed with a sleeping task
-    uncollectable (loop -> heap -> timer -> loop)."""
+    """A timer the loop owns until it fires or is dropped (see above).
+    One that someone else also holds (asyncio.sleep() keeps its timer in
+    its frame) is handed back to the GC when a run ends (handle_track), so
+    that a loop dropped unclosed with a sleeping task is collectable."""
     cdef TimerHandle h = TimerHandle.__new__(TimerHandle)
-    _fill(h, loop, callback, args, context)
+    _untrack(h)
+    _fill_owned(h, loop, callback, args, context)
     h.when_ = when
     return h
 

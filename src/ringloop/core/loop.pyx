@@ -39,6 +39,12 @@ cdef extern from "ringloop_compat.h":
     int rl_patch_traverse(object type, rl_extra_traverse extra) except -1
     int rl_traverse_of(PyObject *o, visitproc visit, void *arg) noexcept
 
+cdef extern from "Python.h":
+    Py_ssize_t _refcnt "Py_REFCNT"(PyObject *o) noexcept
+    PyObject *_list_item "PyList_GET_ITEM"(PyObject *lst, Py_ssize_t i) noexcept
+    Py_ssize_t _list_size "PyList_GET_SIZE"(PyObject *lst) noexcept
+
+
 cdef extern from "ringloop_call.h":
     object rl_new_kw(object type, tuple args, dict kw)
     unsigned int rl_type_version(object o)
@@ -51,7 +57,7 @@ from cpython.mem cimport PyMem_RawFree
 
 from ringloop.core.handles cimport (
     Handle, TimerHandle, new_handle, new_owned_handle, new_timer, timer_lt,
-    handle_release,
+    handle_release, handle_track,
 )
 from ringloop.drivers.base cimport (
     Driver, FdWatch, Waker, make_waker, EV_READ, EV_WRITE,
@@ -919,8 +925,18 @@ cdef class CoreLoop:
         return 0
 
     cdef int _run_forever_cleanup(self) except -1:
+        cdef Py_ssize_t i
+        cdef PyObject *item
         self.stopping = False
         self.thread_id = None
+        # Pending timers someone else holds too (asyncio.sleep() keeps its
+        # timer in its frame) go back under the cyclic GC: a loop dropped
+        # unclosed with a sleeping task is then a cycle the GC can see.
+        # (Those only the heap holds are walked by _queued_traverse.)
+        for i in range(PyList_GET_SIZE(self.scheduled)):
+            item = _list_item(<PyObject *>self.scheduled, i)
+            if _refcnt(item) > 1:
+                handle_track(<Handle>item)
         # Break the loop <-> bound call_soon cycle: an idle loop is freed by
         # reference counting.
         self.bound_soon = None
@@ -1755,7 +1771,7 @@ cdef class CoreLoop:
             for fut in closed:
                 del self.sock_waits[fut]
                 if not hasattr(fut, "set_exception"):
-                    fut()           # a server's listener (AcceptCore._listener_closed)
+                    fut()           # a server's listener (AcceptCore.__call__)
                 elif not fut.done():
                     fut.set_exception(OSError(_errno.EBADF, os.strerror(_errno.EBADF)))
         return 0
@@ -2589,12 +2605,6 @@ def asyncio_method_of(owner, str name, obj):
     return _bind_to(getattr(owner, name), obj)
 
 
-cdef extern from "Python.h":
-    Py_ssize_t _refcnt "Py_REFCNT"(PyObject *o) noexcept
-    PyObject *_list_item "PyList_GET_ITEM"(PyObject *lst, Py_ssize_t i) noexcept
-    Py_ssize_t _list_size "PyList_GET_SIZE"(PyObject *lst) noexcept
-
-
 cdef int _queued_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
     # call_soon's handles are kept out of the cyclic GC while queued (see
     # handles.pyx), so a loop dropped unclosed with callbacks pending was a
@@ -2606,15 +2616,24 @@ cdef int _queued_traverse(PyObject *o, visitproc visit, void *arg) noexcept:
     # list's.  A handle with another holder is not walked: that holder,
     # not the loop, would be what keeps its referents alive.
     cdef CoreLoop loop = <CoreLoop>o
-    cdef PyObject *lst
+    cdef int r
+    if loop.ready is not None:
+        r = _traverse_owned(<PyObject *>loop.ready,
+                            2 if loop.ready is loop.ready_spare else 1, visit, arg)
+        if r:
+            return r
+    if loop.scheduled is not None:
+        return _traverse_owned(<PyObject *>loop.scheduled, 1, visit, arg)
+    return 0
+
+
+cdef int _traverse_owned(PyObject *lst, Py_ssize_t own, visitproc visit, void *arg) noexcept:
+    # The untracked handles of a queue only the loop holds (own: how many of
+    # the list's references are the loop's) that nothing but the list holds.
     cdef PyObject *item
     cdef PyObject *ctx
-    cdef Py_ssize_t i, own
+    cdef Py_ssize_t i
     cdef int r
-    if loop.ready is None:
-        return 0
-    lst = <PyObject *>loop.ready
-    own = 2 if loop.ready is loop.ready_spare else 1
     if _refcnt(lst) != own:
         return 0
     for i in range(_list_size(lst)):

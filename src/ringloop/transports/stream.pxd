@@ -103,4 +103,3 @@ cdef class AcceptCore(IOTarget):
         bint starved              # out of fds: reported once until it ends
         int family, stype, proto  # the listener's; family -1: call sock.accept()
         bint c_accept             # a TCP listener: accept4() in on_readable
-        object closed_cb          # key in the proactor's sock_waits while watched

@@ -1549,22 +1549,21 @@ cdef class AcceptCore(IOTarget):
             # listening socket closed by its owner while the server still
             # watches it would keep its port (and go on completing
             # handshakes) until the server closes.  The loop's check of
-            # closed sockets calls closed_cb, which drops the watch.
-            if self.closed_cb is None:
-                self.closed_cb = self._listener_closed
-            self.loop.sock_waits[self.closed_cb] = self.sock
+            # closed sockets calls this object (__call__), which drops the
+            # watch.  (Not a bound method kept on self: that is a cycle.)
+            self.loop.sock_waits[self] = self.sock
 
     def stop(self):
         if self.retry is not None:
             self.retry.cancel()
             self.retry = None
-        if self.closed_cb is not None and self.loop.sock_waits is not None:
-            self.loop.sock_waits.pop(self.closed_cb, None)
+        if self.loop.sock_waits is not None:
+            self.loop.sock_waits.pop(self, None)
         if self.rh is not None:
             self.rh = None
             self.loop._io_stop(self.fd, False)
 
-    def _listener_closed(self):
+    def __call__(self):
         # The socket was closed under the watch (CoreLoop._check_sock_waits).
         self.stop()
 
