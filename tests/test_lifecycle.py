@@ -1,8 +1,11 @@
 """run_forever / run_until_complete / stop / close / is_running / is_closed."""
 
 import asyncio
+import gc
 import sys
 import threading
+import warnings
+import weakref
 
 import pytest
 
@@ -290,6 +293,51 @@ def test_closed_loop_create_task_error(loop):
             loop.create_task(c)
     finally:
         c.close()
+
+
+def _coro_kept_by_error(call):
+    # Whether the coroutine passed to call() lives as long as the error it
+    # raised: asyncio raises from a frame holding it, so its "never awaited"
+    # warning comes when the error is let go, not at the call.
+    class Probe:
+        pass
+
+    async def coro(probe):
+        pass
+
+    probe = Probe()
+    ref = weakref.ref(probe)
+    err = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        try:
+            call(coro(probe))
+        except RuntimeError as e:
+            err = e
+        del probe
+        gc.collect()
+        kept = ref() is not None
+        assert err is not None
+        err = None
+        gc.collect()
+        freed = ref() is None
+    return kept, freed
+
+
+@pytest.mark.xfail_uvloop("its compiled methods' tracebacks do not hold the coroutine")
+def test_closed_loop_create_task_error_holds_the_coroutine(loop):
+    loop.close()
+    assert _coro_kept_by_error(loop.create_task) == (True, True)
+
+
+@pytest.mark.xfail_uvloop("its compiled methods' tracebacks do not hold the coroutine")
+def test_run_until_complete_error_holds_the_coroutine(loop):
+    async def main():
+        return _coro_kept_by_error(loop.run_until_complete)
+
+    assert loop.run_until_complete(main()) == (True, True)
+    loop.close()
+    assert _coro_kept_by_error(loop.run_until_complete) == (True, True)
 
 
 def test_close_drops_pending_callbacks(loop):

@@ -1,5 +1,7 @@
 """Error messages shared with asyncio, kept in one place so they cannot drift."""
 
+import sys
+
 LOOP_CLOSED = "Event loop is closed"
 LOOP_RUNNING = "This event loop is already running"
 OTHER_LOOP_RUNNING = "Cannot run the event loop while another loop is running"
@@ -21,3 +23,24 @@ def forked(owner_pid: int, pid: int) -> str:
         f"event loop in the child "
         f"(asyncio.new_event_loop(), ringloop.new_event_loop() or asyncio.run())"
     )
+
+
+def reraise_holding(*held: object) -> None:
+    """Re-raise the exception being handled from a Python frame that holds
+    ``held`` (called from an ``except`` block of compiled code).
+
+    asyncio's ``create_task(coro)`` and ``run_until_complete(coro)`` raise
+    from a Python frame whose locals hold the coroutine, so the exception's
+    traceback keeps it alive while the error propagates: its "coroutine ...
+    was never awaited" warning comes when the caller lets go of the error,
+    not at the call.  A compiled method's traceback entry has no locals;
+    this frame stands in for it.  (``raise`` alone would not put this frame
+    in the traceback.)
+    """
+    raise sys.exc_info()[1]
+
+
+def closed_holding(*held: object) -> None:
+    """Raise asyncio's "Event loop is closed" from a Python frame that holds
+    ``held`` (see ``reraise_holding``)."""
+    raise RuntimeError(LOOP_CLOSED)

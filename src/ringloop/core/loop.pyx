@@ -965,9 +965,13 @@ cdef class CoreLoop:
     def run_until_complete(self, future):
         """Run until the future (or coroutine, wrapped in a Task) is done and
         return its result, or raise its exception."""
-        self._check_closed()
-        self._check_running()
-        self._check_process()
+        try:
+            self._check_closed()
+            self._check_running()
+            self._check_process()
+        except RuntimeError:
+            # Held by the error's traceback, as by asyncio's frame.
+            msg.reraise_holding(future)
         new_task = not aio_isfuture(future)
         future = aio_ensure_future(future, loop=self)
         if new_task:
@@ -1267,7 +1271,9 @@ cdef class CoreLoop:
         return self._plain_future()
 
     def create_task(self, coro, *, name=None, context=None):
-        self._check_closed()
+        if self.closed:
+            # Raised from a frame that holds the coroutine, as asyncio's.
+            msg.closed_holding(coro)
         if self.task_factory is None:
             # Defaults left out: every keyword costs a dict entry in the call.
             if name is None and context is None:
