@@ -6,6 +6,7 @@ import io
 import os
 import socket
 import sys
+import time
 
 import pytest
 
@@ -956,6 +957,25 @@ def test_socket_closed_under_waiting_recv_sends_fin(loop, loop_name, method):
             b.settimeout(TIMEOUT)
             assert await loop.run_in_executor(None, b.recv, 10) == b""
             await asyncio.sleep(0.01)
+            _ends_on_close(loop_name, task)
+            with pytest.raises((OSError, asyncio.CancelledError)):
+                await task
+
+    run(loop, main())
+
+
+def test_socket_closed_under_waiting_recv_while_the_loop_never_blocks(loop, loop_name):
+    # The loop stays busy (a task switching with sleep(0)) and never waits
+    # in its poll: the close is still noticed while it spins.
+    _skip_select(loop_name)
+    async def main():
+        with socketpair() as (a, b):
+            task = asyncio.ensure_future(loop.sock_recv(a, 1024))
+            await asyncio.sleep(0.01)
+            a.close()
+            deadline = time.monotonic() + 0.5
+            while not task.done() and time.monotonic() < deadline:
+                await asyncio.sleep(0)
             _ends_on_close(loop_name, task)
             with pytest.raises((OSError, asyncio.CancelledError)):
                 await task

@@ -86,7 +86,9 @@ cdef class CoreLoop:
         # iteration for sockets closed meanwhile (_check_sock_waits)
         dict sock_waits
         unsigned long long sock_scan_mark   # stat_callbacks at the last check
-        double sock_scan_next               # loop time the next check may run
+        double sock_scan_next               # monotonic() the next check may run
+        unsigned long long sock_scan_iter   # stat_iterations at the last check
+        double poll_end                     # monotonic() after the last blocking poll
 
         # --- statistics ---------------------------------------------------
         unsigned long long stat_iterations

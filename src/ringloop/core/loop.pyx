@@ -4,6 +4,7 @@ DNS and the readiness-based sock_* methods, over a pluggable I/O driver."""
 cimport cython
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE, PyList_GET_ITEM
+from cpython.dict cimport PyDict_Next
 from cpython.object cimport PyObject
 from cpython.weakref cimport PyWeakref_NewRef, PyWeakref_GetObject
 
@@ -729,17 +730,27 @@ cdef class CoreLoop:
                 t.scheduled = False
                 handle_release(t, 1)        # t only
 
-        # Sockets closed under a waiting sock_* call (proactor): checked
-        # when callbacks ran since the last check (only they can close one),
-        # at most once a millisecond; a check put off that way bounds the
-        # poll's timeout instead, so an idle loop still makes it.
+        # Sockets closed under a waiting sock_* call or a server's watch
+        # (proactor): checked when callbacks ran since the last check (only
+        # they can close one), at most once a millisecond; a check put off
+        # that way bounds the poll's timeout instead, so an idle loop still
+        # makes it.  The time is the one read when the last blocking poll
+        # returned (late by the callbacks run since, which only puts the
+        # check off by as much): a server's watch keeps this gate open for
+        # its whole life, and a clock read per iteration cost a busy server
+        # ~120 instructions per request.  A loop that has not blocked for
+        # 64 iterations reads the clock itself.
         sock_check_due = False
         if (self.sock_waits is not None
                 and (PyDict_GET_SIZE(self.sock_waits) or self.driver.n_owned)
                 and self.stat_callbacks != self.sock_scan_mark):
-            now = _loop_now(self)
+            now = self.poll_end
+            if (now < self.sock_scan_next
+                    and self.stat_iterations - self.sock_scan_iter >= 64):
+                now = monotonic()
             if now >= self.sock_scan_next:
                 self.sock_scan_mark = self.stat_callbacks
+                self.sock_scan_iter = self.stat_iterations
                 self.sock_scan_next = now + 0.001
                 self._check_sock_waits()
             else:
@@ -771,7 +782,8 @@ cdef class CoreLoop:
                 n = self.driver.poll(timeout)
             finally:
                 self.polling = False
-                self.stat_poll_time += monotonic() - t0
+                self.poll_end = monotonic()
+                self.stat_poll_time += self.poll_end - t0
         elif (PyDict_GET_SIZE(self.watches) > self.internal_watches
                 or self.signal_handlers or not self.driver.idle()):
             n = self.driver.poll(0)
@@ -1768,11 +1780,14 @@ cdef class CoreLoop:
             self.driver.fail_closed_owners()    # the ring's sock_* operations
         if not PyDict_GET_SIZE(self.sock_waits):
             return 0
-        for fut, sock in self.sock_waits.items():
-            if rl_sock_fd(sock) < 0:
+        cdef Py_ssize_t pos = 0
+        cdef PyObject *kp
+        cdef PyObject *vp
+        while PyDict_Next(self.sock_waits, &pos, &kp, &vp):
+            if rl_sock_fd(<object>vp) < 0:
                 if closed is None:
                     closed = []
-                closed.append(fut)
+                closed.append(<object>kp)
         if closed is not None:
             for fut in closed:
                 del self.sock_waits[fut]
