@@ -66,7 +66,7 @@ typedef int (*rl_extra_traverse)(PyObject *, visitproc, void *);
 static traverseproc rl_base_traverse = NULL;
 static rl_extra_traverse rl_extra = NULL;
 
-static int rl_patched_traverse(PyObject *o, visitproc visit, void *arg) {
+static inline int rl_patched_traverse(PyObject *o, visitproc visit, void *arg) {
     int r = rl_base_traverse ? rl_base_traverse(o, visit, arg) : 0;
     if (r) return r;
     return rl_extra(o, visit, arg);
