@@ -284,6 +284,26 @@ def test_unclosed_loop_is_closed_quietly_at_interpreter_exit(loop_name):
     assert proc.stderr == ""
 
 
+def test_unclosed_loop_at_interpreter_exit_in_debug_mode(loop_name):
+    # The same under -X dev (debug mode, ResourceWarnings shown): close()
+    # logs in debug mode, and its logger was a module global already cleared
+    # ("Exception ignored ... AttributeError: 'NoneType' object has no
+    # attribute 'debug'", found with pytest-asyncio 0.21, which leaves a
+    # loop set on the policy).  An "unclosed event loop" ResourceWarning
+    # is what may be printed: the loop was never closed.
+    from tests.support import run_child
+
+    proc = run_child(UNCLOSED_LOOP_AT_EXIT_CHILD, args=(loop_name,), timeout=60,
+                     python_args=("-X", "dev"))
+    assert proc.returncode == 0, (proc.returncode, proc.stderr)
+    assert proc.stdout.strip() == "ran"
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    for line in proc.stderr.splitlines():
+        assert ("ResourceWarning: unclosed event loop" in line
+                or line.startswith("  ")), proc.stderr
+
+
 def test_unclosed_stream_transport_warns_once(loop_impl):
     # A connected TCP transport dropped without close() (its protocol holds
     # it: a cycle) is collected by the GC: one "unclosed transport" warning,

@@ -111,7 +111,7 @@ from asyncio import (
     tasks as aio_tasks,
     constants as aio_constants,
 )
-from asyncio.log import logger as aio_logger
+from asyncio.log import logger as _aio_logger
 
 from ringloop import _messages as msg
 
@@ -119,6 +119,7 @@ from ringloop import _messages as msg
 cdef object aio_Future = asyncio.Future
 cdef object sys_is_finalizing = sys.is_finalizing
 cdef object warnings_warn = warnings.warn   # usable while the module is torn down
+cdef object aio_logger = _aio_logger        # the same (close() in debug mode at exit)
 cdef object aio_Task = asyncio.Task
 cdef object _AGAIN = object()     # _sock_now: the call would block
 cdef object raw_family = _socket.socket.family.__get__   # ints, not enums
