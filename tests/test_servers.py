@@ -7,6 +7,7 @@ loopback only.
 """
 
 import asyncio
+import contextvars
 import errno
 import gc
 import os
@@ -89,6 +90,60 @@ def test_server_echo(loop, family):
             await _closed(server)
 
     run(loop, main())
+
+
+CONN_VAR = contextvars.ContextVar("conn_var", default=None)
+
+
+@pytest.mark.xfail_uvloop("uvloop sets every accepted connection up in the server's one context")
+@pytest.mark.parametrize("kind", ["tcp", "unix"])
+def test_each_accepted_connection_has_its_own_context(loop, kind, tmp_path):
+    # asyncio sets each connection up in a Task of its own: what a protocol
+    # factory sets in a context variable belongs to that connection (its
+    # callbacks see it), and the next connection starts from the server's
+    # context again.
+    seen = []
+
+    class P(asyncio.Protocol):
+        def __init__(self):
+            self.n = len(seen)
+            seen.append(["factory", CONN_VAR.get()])
+            CONN_VAR.set(f"conn{self.n}")
+
+        def connection_made(self, transport):
+            seen[self.n].append(CONN_VAR.get())
+
+        def data_received(self, data):
+            seen[self.n].append(CONN_VAR.get())
+
+        def connection_lost(self, exc):
+            seen[self.n].append(CONN_VAR.get())
+
+    async def main():
+        CONN_VAR.set("server")
+        if kind == "tcp":
+            server = await loop.create_server(P, "127.0.0.1", 0)
+            connect = lambda: asyncio.open_connection(*_addr(server))
+        else:
+            path = str(tmp_path / "s")
+            server = await loop.create_unix_server(P, path)
+            connect = lambda: asyncio.open_unix_connection(path)
+        try:
+            for _ in range(3):
+                reader, writer = await connect()
+                writer.write(b"x")
+                await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+            for _ in range(200):
+                if len(seen) == 3 and all(len(s) == 5 for s in seen):
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await _closed(server)
+
+    run(loop, main())
+    assert seen == [["factory", "server"] + [f"conn{i}"] * 3 for i in range(3)]
 
 
 @pytest.mark.xfail_uvloop("Server.sockets are uvloop PseudoSocket objects")

@@ -89,6 +89,7 @@ cdef class StreamCore(IOTarget):
 cdef class AcceptCore(IOTarget):
     """A listening socket's accept loop (one per socket of a Server)."""
     cdef int _accept_one(self, conn, addr, int tcp_fd) except -1
+    cdef int _accept_in_context(self, conn, addr, int tcp_fd) except -1
     cdef:
         CoreLoop loop
         object sock

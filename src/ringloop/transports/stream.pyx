@@ -44,6 +44,8 @@ from libc.string cimport memset, memcpy
 
 cdef extern from "Python.h":
     object PyContext_CopyCurrent()
+    int PyContext_Enter(object ctx) except -1
+    int PyContext_Exit(object ctx) except -1
     void PyObject_GC_UnTrack(object o)
 
 cdef extern from "ringloop_bytes.h":
@@ -1662,6 +1664,19 @@ cdef class AcceptCore(IOTarget):
 
     cdef int _accept_one(self, conn, addr, int tcp_fd) except -1:
         # tcp_fd: conn's fd when it is known to be a TCP socket, else -1.
+        # Each connection is set up in its own copy of the context, as
+        # asyncio's accept Task is: what the protocol factory (or anything
+        # it calls) sets in a context variable belongs to that connection
+        # (its transport's callbacks see it), not to the next ones.
+        ctx = PyContext_CopyCurrent()
+        PyContext_Enter(ctx)
+        try:
+            self._accept_in_context(conn, addr, tcp_fd)
+        finally:
+            PyContext_Exit(ctx)
+        return 0
+
+    cdef int _accept_in_context(self, conn, addr, int tcp_fd) except -1:
         protocol = None
         transport = None
         try:
