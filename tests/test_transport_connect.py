@@ -14,6 +14,7 @@ import ssl
 import sys
 import sysconfig
 import time
+from asyncio import sslproto
 
 import pytest
 
@@ -572,5 +573,73 @@ def test_tls_not_yet_on_ringloop(loop):
                                              server_hostname="localhost")
         with pytest.raises(NotImplementedError):
             await loop.create_server(Recorder, "127.0.0.1", 0, ssl=server_ctx)
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop's transports have no _force_close")
+def test_force_close_drops_the_queue_and_reports_the_error(loop):
+    # asyncio's socket transports have _force_close(exc), and asyncio's own
+    # SSLProtocol calls it (a fatal TLS error, a TLS shutdown timing out).
+    async def main():
+        with tcp_pair() as (a, b):
+            tr, proto = await loop.create_connection(Recorder, sock=a)
+            try:
+                b.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+                tr.write(b"x" * (4 << 20))          # more than the kernel takes
+                assert tr.get_write_buffer_size() > 0
+                err = ConnectionError("forced")
+                tr._force_close(err)
+                assert tr.is_closing()
+                assert tr.get_write_buffer_size() == 0
+                assert await asyncio.wait_for(proto.lost, TIMEOUT) is err
+                tr._force_close(None)              # once lost, nothing more
+                await asyncio.sleep(0.01)
+                assert proto.events.count("connection_lost") == 1
+            finally:
+                if not proto.lost.done():
+                    tr.abort()
+                    await asyncio.wait_for(proto.lost, TIMEOUT)
+
+    run(loop, main())
+
+
+@pytest.mark.skipif(CERT is None, reason="CPython's test certificates are not installed")
+def test_asyncio_sslprotocol_driven_by_hand_over_a_transport(loop):
+    # aiosmtpd's STARTTLS puts asyncio's SSLProtocol over a server's plain
+    # transport itself.  A client that speaks no TLS makes the handshake
+    # fail: the waiter gets the SSLError, and SSLProtocol closes the
+    # transport with _force_close(), which nothing else reports.
+    server_ctx, _ = _tls_contexts()
+
+    async def main():
+        contexts = []
+        loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
+        waiters = []
+
+        class Plain(asyncio.Protocol):
+            def connection_made(self, transport):
+                waiter = loop.create_future()
+                waiters.append(waiter)
+                tls = sslproto.SSLProtocol(loop, asyncio.Protocol(), server_ctx,
+                                           waiter, server_side=True)
+                transport.set_protocol(tls)
+                tls.connection_made(transport)
+
+        server = await loop.create_server(Plain, "127.0.0.1", 0)
+        try:
+            reader, writer = await asyncio.open_connection(
+                *server.sockets[0].getsockname())
+            writer.write(b"NOT TLS\r\n" * 8)
+            await asyncio.wait_for(reader.read(), TIMEOUT)    # closed by the server
+            writer.close()
+            await writer.wait_closed()
+            with pytest.raises(ssl.SSLError):
+                await asyncio.wait_for(waiters[0], TIMEOUT)
+        finally:
+            server.close()
+            await server.wait_closed()
+            loop.set_exception_handler(None)
+        assert contexts == []
 
     run(loop, main())

@@ -1006,6 +1006,10 @@ cdef class StreamCore(IOTarget):
     def abort(self):
         self._force_close(None)
 
+    def force_close(self, exc):
+        # StreamTransport._force_close: asyncio's SSLProtocol calls it.
+        self._force_close(exc)
+
     cdef int _fatal_error(self, exc, str message) except -1:
         # OSErrors are logged at debug level only, as asyncio does, except
         # on a read pipe: there only EIO (a PTY whose other side closed).
@@ -1236,6 +1240,12 @@ class StreamTransport(_CoreFront, aio_transports._FlowControlMixin):
 
     def abort(self):
         self._core.abort()
+
+    def _force_close(self, exc):
+        # As asyncio's socket transports: close at once, dropping what is
+        # queued, and call connection_lost(exc).  asyncio's SSLProtocol
+        # calls it on a fatal TLS error and when a TLS shutdown times out.
+        self._core.force_close(exc)
 
     # -- for loop.sendfile() -------------------------------------------------
 
