@@ -738,8 +738,9 @@ cdef class CoreLoop:
         # makes it.  The time is the one read when the last blocking poll
         # returned (late by the callbacks run since, which only puts the
         # check off by as much): a server's watch keeps this gate open for
-        # its whole life, and a clock read per iteration cost a busy server
-        # ~120 instructions per request.  A loop that has not blocked for
+        # its whole life, and with a clock read per iteration (and an
+        # items() walk) an HTTP request cost 4,777-4,813 instructions under
+        # callgrind, 4,717-4,740 without.  A loop that has not blocked for
         # 64 iterations reads the clock itself.
         sock_check_due = False
         if (self.sock_waits is not None
