@@ -1669,9 +1669,6 @@ cdef class AcceptCore(IOTarget):
                 return 0
         return 0
 
-    def _accepted(self, conn, addr):
-        self._accept_one(conn, addr, -1)
-
     cdef int _accept_one(self, conn, addr, int tcp_fd) except -1:
         # tcp_fd: conn's fd when it is known to be a TCP socket, else -1.
         # Each connection is set up in its own copy of the context, as
