@@ -54,3 +54,41 @@ def test_ssl_bool_on_create_server_is_asyncio_type_error(loop):
     # asyncio rejects a bool there; so do we (the TLS refusal comes later).
     with pytest.raises(TypeError, match="ssl argument must be an SSLContext or None"):
         run(loop, loop.create_server(None, "127.0.0.1", 0, ssl=True))
+
+
+@pytest.mark.parametrize("name", ["create_connection", "create_unix_connection",
+                                  "connect_accepted_socket"])
+def test_tls_refusal_closes_the_connected_socket_it_was_given(loop, name):
+    # The caller handed its connected socket over (asyncio closes it when a
+    # TLS connection fails): refused, it is closed, and its peer sees EOF
+    # instead of waiting for a handshake forever.
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context()
+    a, b = socket.socketpair()
+    with a, b:
+        if name == "connect_accepted_socket":
+            call = loop.connect_accepted_socket(None, a, ssl=ctx)
+        else:
+            call = getattr(loop, name)(None, sock=a, ssl=ctx, server_hostname="x")
+        with pytest.raises(NotImplementedError, match="TLS"):
+            run(loop, call)
+        assert a.fileno() == -1
+        b.settimeout(5)
+        assert b.recv(1) == b""
+
+
+def test_tls_refusal_leaves_a_listening_socket_to_its_owner(loop):
+    # create_server(sock=...) failing leaves the socket open, as asyncio's
+    # create_server does when it cannot serve on a socket it was given.
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        with pytest.raises(NotImplementedError, match="TLS"):
+            run(loop, loop.create_server(None, sock=s, ssl=ctx))
+        assert s.fileno() != -1

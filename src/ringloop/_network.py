@@ -16,8 +16,7 @@ behaviour), TCP_NODELAY is set on every TCP stream socket.
 
 from __future__ import annotations
 
-import os
-import stat
+import socket
 import sys
 import weakref
 from asyncio.base_events import Server as _Server
@@ -27,7 +26,12 @@ from typing import Any, Callable
 from ringloop._borrowed import FromAsyncio, asyncio_method, wraps_asyncio
 from ringloop._version import __version__
 from ringloop.transports.datagram import make_datagram_transport
-from ringloop.transports.stream import AcceptCore, make_stream_transport
+from ringloop.transports.stream import (
+    AcceptCore,
+    make_stream_transport,
+    unix_socket_inode,
+    unlink_unix_socket,
+)
 
 __all__ = ["NetworkMixin"]
 
@@ -42,6 +46,11 @@ def _tls_error(name: str) -> NotImplementedError:
     )
 
 
+#: Methods whose sock= is a connected socket the loop takes over.
+_TAKES_A_CONNECTED_SOCK = frozenset(
+    {"create_connection", "create_unix_connection", "connect_accepted_socket"})
+
+
 def _borrow(name: str, *, ssl_bool_ok: bool = False):
     """asyncio's coroutine method `name` (looked up at each call, see
     _borrowed.py), run with our loop as self; TLS (a true ssl argument)
@@ -52,6 +61,15 @@ def _borrow(name: str, *, ssl_bool_ok: bool = False):
     async def method(self, *args, **kwargs):
         ssl = kwargs.get("ssl")
         if ssl and (ssl_bool_ok or not isinstance(ssl, bool)):
+            if name in _TAKES_A_CONNECTED_SOCK:
+                # The caller handed its connected socket over (asyncio
+                # closes it when the TLS connection fails): closed here too,
+                # or its peer would wait on it forever.
+                sock = kwargs.get("sock")
+                if sock is None and name == "connect_accepted_socket" and len(args) > 1:
+                    sock = args[1]
+                if isinstance(sock, socket.socket):
+                    sock.close()
             raise _tls_error(name)
         return await asyncio_method(self, name)(*args, **kwargs)
 
@@ -107,13 +125,12 @@ class NetworkMixin:
             return
         if not name or name[0] in (0, "\x00"):
             return   # abstract names have no file
-        try:
-            self._unix_server_sockets[sock] = os.stat(name).st_ino
-        except OSError:
-            # Gone already, or not stat-able (EACCES...): not removed on
-            # close, as 3.11/3.12's asyncio never removes it; the server,
-            # already serving, is not failed for it.
-            pass
+        ino = unix_socket_inode(name)
+        if ino is not None:
+            self._unix_server_sockets[sock] = ino
+        # else gone already, or not stat-able (EACCES...): not removed on
+        # close, as 3.11/3.12's asyncio never removes it; the server, already
+        # serving, is not failed for it.
 
     # -- our transports -----------------------------------------------------
 
@@ -172,11 +189,7 @@ class NetworkMixin:
             prev_ino = unix_sockets.pop(sock)
             if path:
                 try:
-                    st = os.stat(path)
-                    if st.st_ino == prev_ino and stat.S_ISSOCK(st.st_mode):
-                        os.unlink(path)
-                except FileNotFoundError:
-                    pass
+                    unlink_unix_socket(path, prev_ino)
                 except OSError as err:
                     logger.error("Unable to clean up listening UNIX socket %r: %r",
                                  path, err)

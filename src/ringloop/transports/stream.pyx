@@ -65,6 +65,9 @@ from ringloop.includes.net cimport (
     EWOULDBLOCK, IOV_MAX, ECONNABORTED, socklen_t, AF_INET, AF_INET6, SOCK_STREAM,
 )
 from cpython.exc cimport PyErr_CheckSignals
+from posix.stat cimport struct_stat, stat as c_stat, S_ISSOCK as c_S_ISSOCK
+from posix.unistd cimport unlink as c_unlink
+from ringloop.includes.system cimport ENOENT
 
 cdef extern from "<sys/socket.h>":
     struct sockaddr_storage:
@@ -1510,6 +1513,48 @@ def make_pipe_transport(CoreLoop loop, pipe, protocol, waiter=None, extra=None,
     if waiter is not None:
         loop.call_soon(aio_set_result_unless_cancelled, waiter, None)
     return transport
+
+
+# ---------------------------------------------------------------------------
+# Unix servers' socket files: the inode recorded when the server binds, the
+# file removed on close if it is still that one.  stat() and unlink() are
+# called here in C, not through os.stat()/os.unlink(): 3.13's asyncio makes
+# these calls inside its own create_unix_server() and _stop_serving(), which
+# blocking-call detectors (blockbuster, as aiohttp's and other test suites
+# use it) allow by name; the same calls made from a Python function of ours
+# were reported as blocking calls of the caller's code.
+
+def unix_socket_inode(path):
+    """st_ino of the file at path, None if it cannot be stat()ed."""
+    cdef struct_stat st
+    cdef bytes p = os.fsencode(path)
+    if b"\0" in p or c_stat(p, &st) < 0:
+        return None
+    return st.st_ino
+
+
+def unlink_unix_socket(path, ino):
+    """Remove the file at path if it is still a socket with inode ino.
+    True if it was removed; False if it is gone or is another file now;
+    OSError for any other failure (EACCES...)."""
+    cdef struct_stat st
+    cdef bytes p = os.fsencode(path)
+    cdef int err
+    if b"\0" in p:
+        return False        # no such file name (an abstract name has none)
+    if c_stat(p, &st) < 0:
+        err = errno
+        if err == ENOENT:
+            return False
+        raise OSError(err, os.strerror(err), path)
+    if st.st_ino != ino or not c_S_ISSOCK(st.st_mode):
+        return False
+    if c_unlink(p) < 0:
+        err = errno
+        if err == ENOENT:
+            return False
+        raise OSError(err, os.strerror(err), path)
+    return True
 
 
 # ---------------------------------------------------------------------------
