@@ -101,15 +101,26 @@ def test_negative_and_zero_delay_run_soon(loop):
 
 
 def test_timer_scheduled_from_timer(loop):
+    # Waits for the second timer itself, not a fixed 50 ms: on a stalled host
+    # the first timer and the end of a sleep came due in one iteration, and
+    # the run stopped before the timer the first one scheduled (CI58, 3.13).
     calls = []
+    done = loop.create_future()
+
+    def second():
+        calls.append("second")
+        done.set_result(loop.time())
 
     def first():
         calls.append("first")
-        loop.call_later(0.005, calls.append, "second")
+        first_ran.append(loop.time())
+        loop.call_later(0.005, second)
 
+    first_ran = []
     loop.call_later(0.005, first)
-    run(loop, asyncio.sleep(0.05))
+    ran_at = run(loop, done)
     assert calls == ["first", "second"]
+    assert ran_at - first_ran[0] >= 0.005 - 0.001     # its own delay, from then
 
 
 def test_asyncio_sleep_and_wait_for_timeout(loop):
