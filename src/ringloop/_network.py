@@ -46,28 +46,29 @@ def _tls_error(name: str) -> NotImplementedError:
     )
 
 
-#: Methods whose sock= is a connected socket the loop takes over.
-_TAKES_A_CONNECTED_SOCK = frozenset(
-    {"create_connection", "create_unix_connection", "connect_accepted_socket"})
-
-
-def _borrow(name: str, *, ssl_bool_ok: bool = False):
+def _borrow(name: str, *, ssl_bool_ok: bool = False,
+            takes_connected_sock: bool = False,
+            sock_position: int | None = None):
     """asyncio's coroutine method `name` (looked up at each call, see
     _borrowed.py), run with our loop as self; TLS (a true ssl argument)
     raises a clear NotImplementedError until it lands.  Where asyncio
-    rejects ssl=True/False with TypeError, it still does."""
+    rejects ssl=True/False with TypeError, it still does.
+
+    takes_connected_sock: the method's sock= is a connected socket the
+    caller hands over; sock_position: where sock sits among the positional
+    arguments, when it may be passed positionally."""
 
     @wraps_asyncio(name)
     async def method(self, *args, **kwargs):
         ssl = kwargs.get("ssl")
         if ssl and (ssl_bool_ok or not isinstance(ssl, bool)):
-            if name in _TAKES_A_CONNECTED_SOCK:
+            if takes_connected_sock:
                 # The caller handed its connected socket over (asyncio
                 # closes it when the TLS connection fails): closed here too,
                 # or its peer would wait on it forever.
                 sock = kwargs.get("sock")
-                if sock is None and name == "connect_accepted_socket" and len(args) > 1:
-                    sock = args[1]
+                if sock is None and sock_position is not None and len(args) > sock_position:
+                    sock = args[sock_position]
                 if isinstance(sock, socket.socket):
                     sock.close()
             raise _tls_error(name)
@@ -80,10 +81,14 @@ class NetworkMixin:
     """Network methods shared by SelectorEventLoop and ProactorEventLoop."""
 
     # -- asyncio's own logic (cold), looked up at each use -----------------
-    create_connection = _borrow("create_connection", ssl_bool_ok=True)
+    create_connection = _borrow(
+        "create_connection", ssl_bool_ok=True, takes_connected_sock=True)
     create_server = _borrow("create_server")
-    connect_accepted_socket = _borrow("connect_accepted_socket")
-    create_unix_connection = _borrow("create_unix_connection", ssl_bool_ok=True)
+    # connect_accepted_socket(protocol_factory, sock, ...): sock is args[1].
+    connect_accepted_socket = _borrow(
+        "connect_accepted_socket", takes_connected_sock=True, sock_position=1)
+    create_unix_connection = _borrow(
+        "create_unix_connection", ssl_bool_ok=True, takes_connected_sock=True)
     create_datagram_endpoint = FromAsyncio("create_datagram_endpoint")
     sendfile = FromAsyncio("sendfile")
 

@@ -1533,27 +1533,27 @@ def unix_socket_inode(path):
     return st.st_ino
 
 
+cdef bint _gone_or_raise(int err, path) except -1:
+    """False for ENOENT (the file is gone); OSError for any other errno."""
+    if err == ENOENT:
+        return False
+    raise OSError(err, os.strerror(err), path)
+
+
 def unlink_unix_socket(path, ino):
     """Remove the file at path if it is still a socket with inode ino.
     True if it was removed; False if it is gone or is another file now;
     OSError for any other failure (EACCES...)."""
     cdef struct_stat st
     cdef bytes p = os.fsencode(path)
-    cdef int err
     if b"\0" in p:
         return False        # no such file name (an abstract name has none)
     if c_stat(p, &st) < 0:
-        err = errno
-        if err == ENOENT:
-            return False
-        raise OSError(err, os.strerror(err), path)
+        return _gone_or_raise(errno, path)
     if st.st_ino != ino or not c_S_ISSOCK(st.st_mode):
         return False
     if c_unlink(p) < 0:
-        err = errno
-        if err == ENOENT:
-            return False
-        raise OSError(err, os.strerror(err), path)
+        return _gone_or_raise(errno, path)
     return True
 
 
