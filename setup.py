@@ -34,6 +34,8 @@ MODULES = [
 ]
 
 debug = os.environ.get("RINGLOOP_DEBUG_BUILD") == "1"
+# Cython and the C compiler run on every core (RINGLOOP_BUILD_JOBS=1: serial).
+jobs = max(1, int(os.environ.get("RINGLOOP_BUILD_JOBS") or os.cpu_count() or 1))
 cflags = ["-O2"] if not debug else ["-O0", "-g"]
 
 extensions = [
@@ -56,5 +58,7 @@ setup(
             "freethreading_compatible": False,
         },
         annotate=os.environ.get("RINGLOOP_ANNOTATE") == "1",
+        nthreads=jobs if jobs > 1 else 0,
     ),
+    options={"build_ext": {"parallel": jobs}},
 )
