@@ -186,7 +186,9 @@ def pytest_configure(config):
     for line in (
         "ringloop_only: run only on the ringloop loop implementations",
         "many_fds: opens many fds (>= 1024); skipped on SelectSelector",
-        "xfail_uvloop(reason): uvloop differs from asyncio in this case",
+        "xfail_uvloop(reason, run=True): uvloop differs from asyncio in this case; "
+        "run=False when its known failure is a wait for the test's timeout (or "
+        "a crash): reported xfailed without running (as pytest's xfail(run=False))",
         "loops(*names): run only on these loop implementations",
         "documented_difference(reason): ringloop differs from asyncio on purpose, "
         "as docs/compatibility.md says (strict xfail on ringloop)",
@@ -237,7 +239,8 @@ def pytest_collection_modifyitems(config, items):
                 or not mark.kwargs.get("condition", True)):
             continue
         reason = mark.args[0] if mark.args else mark.kwargs["reason"]
-        item.add_marker(pytest.mark.xfail(reason="uvloop: " + reason, strict=False))
+        item.add_marker(pytest.mark.xfail(reason="uvloop: " + reason, strict=False,
+                                          run=mark.kwargs.get("run", True)))
 
 
 # --------------------------------------------------------------------------

@@ -258,7 +258,7 @@ def test_switch_to_a_buffered_protocol_with_data_waiting(loop, kind):
         run(loop, main())
 
 
-@pytest.mark.xfail_uvloop("uvloop closes the transport as on a fatal error")
+@pytest.mark.xfail_uvloop("uvloop closes the transport as on a fatal error", run=False)
 @pytest.mark.parametrize("kind", KINDS)
 def test_keyboard_interrupt_in_data_received_with_the_rest_waiting(loop, kind):
     # KeyboardInterrupt from data_received() leaves the loop; run again,

@@ -394,10 +394,12 @@ def test_cancel_after_data_arrived_loses_nothing(loop, loop_impl, request, metho
     # Nothing is lost: the next receive gets it.
     datagram = "from" in method
     if loop_impl.kind == "uvloop":
+        if not datagram:
+            # Known to fail by waiting out the receive's timeout: not run.
+            pytest.xfail("uvloop: the data a cancelled receive already read is lost")
         request.applymarker(pytest.mark.xfail(
-            reason="uvloop: sock_recvfrom/sock_recvfrom_into raise NotImplementedError"
-            if datagram else "uvloop: the data a cancelled receive already read is lost",
-            strict=datagram))
+            reason="uvloop: sock_recvfrom/sock_recvfrom_into raise NotImplementedError",
+            strict=True))
     buf = bytearray(100)
 
     def receive(sock):
@@ -438,12 +440,12 @@ def test_cancel_after_data_arrived_loses_nothing(loop, loop_impl, request, metho
             run(loop, main(a, b))
 
 
-def test_cancel_after_connection_arrived_loses_nothing(loop, loop_impl, request):
+def test_cancel_after_connection_arrived_loses_nothing(loop, loop_impl):
     # As above for sock_accept: the connection is handed to the next accept.
     if loop_impl.kind in ("asyncio", "uvloop"):
-        request.applymarker(pytest.mark.xfail(
-            reason=f"{loop_impl.kind} loses the connection (asyncio accepts it for the "
-                   "cancelled future: InvalidStateError)", strict=False))
+        # Known to fail by waiting out the accept's timeout: not run.
+        pytest.xfail(f"{loop_impl.kind} loses the connection (asyncio accepts it for the "
+                     "cancelled future: InvalidStateError)")
     with tcp_listener() as srv:
         async def main():
             for _ in range(10):
@@ -462,7 +464,8 @@ def test_cancel_after_connection_arrived_loses_nothing(loop, loop_impl, request)
         run(loop, main())
 
 
-@pytest.mark.xfail_uvloop("uvloop waits for data before a zero-length receive returns")
+@pytest.mark.xfail_uvloop("uvloop waits for data before a zero-length receive returns",
+                         run=False)
 def test_zero_length_receive_returns_at_once(loop):
     # recv(0) on a stream socket returns b'' at once (asyncio tries the
     # socket first); a completion loop must not wait for data instead.
@@ -942,7 +945,8 @@ def test_listener_closed_under_waiting_accept_frees_its_port(loop, loop_name):
     run(loop, main())
 
 
-@pytest.mark.xfail_uvloop("uvloop keeps a socket closed under a waiting sock_* call open in the kernel")
+@pytest.mark.xfail_uvloop(
+    "uvloop keeps a socket closed under a waiting sock_* call open in the kernel", run=False)
 @pytest.mark.parametrize("method", ["sock_recv", "sock_recv_into"])
 def test_socket_closed_under_waiting_recv_sends_fin(loop, loop_name, method):
     _skip_select(loop_name)

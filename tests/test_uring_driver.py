@@ -1010,7 +1010,6 @@ def test_close_from_another_thread(aloop):
     try:
         d.set_interest(a.fileno(), EV_READ)
         d.poll(0)
-        errs = []
         t = threading.Thread(target=lambda: d.close())
         t.start()
         t.join(10)
