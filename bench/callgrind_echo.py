@@ -15,6 +15,7 @@ these next to the timed tables of bench/echo.py.
     python bench/callgrind_echo.py --loops uvloop,ringloop,ringloop-proactor
     python bench/callgrind_echo.py --mode streams --size 102400
     python bench/callgrind_echo.py --mode http
+    python bench/callgrind_echo.py --idle-thread   # a server with an idle thread
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -43,9 +45,14 @@ def report_and_exit(what: str, exc: BaseException) -> None:
     os._exit(1)
 
 
-def serve(loop_name: str, mode: str, conns: int) -> None:
+def serve(loop_name: str, mode: str, conns: int, idle_thread: bool) -> None:
     """The server: echo until `conns` connections have come and gone."""
     loop = load_factory(LOOPS[loop_name])()
+    if idle_thread:
+        # As in a server that has used the default executor once (a DNS
+        # lookup): its worker threads stay, idle.  A loop that hands the GIL
+        # over only while other threads exist pays for it here.
+        threading.Thread(target=threading.Event().wait, daemon=True).start()
     asyncio.set_event_loop(loop)
     done = loop.create_future()
     closed = 0
@@ -126,12 +133,12 @@ def drive(port: int, conns: int, size: int, n: int, mode: str) -> None:
 
 
 def measure(loop_name: str, mode: str, conns: int, size: int, n: int,
-            timeout: float) -> int:
+            timeout: float, idle_thread: bool = False) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "callgrind.out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                sys.executable, str(Path(__file__).resolve()), "--serve",
-               loop_name, mode, str(conns)]
+               loop_name, mode, str(conns), str(int(idle_thread))]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         try:
@@ -163,6 +170,9 @@ def main() -> None:
     ap.add_argument("--n2", type=int, default=12000)
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--json", default=None, metavar="PATH")
+    ap.add_argument("--idle-thread", action="store_true",
+                    help="keep one idle thread alive in the server (as the "
+                         "default executor's workers stay after a DNS lookup)")
     args = ap.parse_args()
     loops = [name for name in args.loops.split(",") if name]
     modes = [m for m in args.mode.split(",") if m]
@@ -178,8 +188,10 @@ def main() -> None:
         for name in loops:
             t0 = time.monotonic()
             try:
-                ir1 = measure(name, mode, args.conns, args.size, args.n1, args.timeout)
-                ir2 = measure(name, mode, args.conns, args.size, args.n2, args.timeout)
+                ir1 = measure(name, mode, args.conns, args.size, args.n1, args.timeout,
+                              args.idle_thread)
+                ir2 = measure(name, mode, args.conns, args.size, args.n2, args.timeout,
+                              args.idle_thread)
             except Exception as exc:  # a loop that fails gets a row saying so
                 print(f"| {mode} | {size} | {args.conns} | {name} | failed: {exc} | |")
                 continue
@@ -190,7 +202,7 @@ def main() -> None:
             print(f"| {mode} | {size} | {args.conns} | {name} | {per:,.0f} | {ratio} |",
                   flush=True)
             results.append({"mode": mode, "size": None if mode == "http" else args.size,
-                            "conns": args.conns,
+                            "conns": args.conns, "idle_thread": args.idle_thread,
                             "loop": name, "ir_n1": ir1, "ir_n2": ir2,
                             "n1": args.n1, "n2": args.n2, "per_request": per,
                             "seconds": round(time.monotonic() - t0, 1)})
@@ -199,7 +211,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] == "--serve":
-        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    if len(sys.argv) == 6 and sys.argv[1] == "--serve":
+        serve(sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1")
     else:
         main()

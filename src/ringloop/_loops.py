@@ -60,6 +60,18 @@ class _LoopMixin:
             """Shut the default executor down and wait for its threads."""
             await self._shutdown_default_executor(None)
 
+    async def shutdown_asyncgens(self) -> None:
+        """Close every asynchronous generator still open (asyncio.run and
+        asyncio.Runner call it before closing the loop)."""
+        await CoreLoop.shutdown_asyncgens(self)
+
+    # asyncio's names: a coroutine left un-awaited (Runner.close() on a loop
+    # closed behind its back) warns "coroutine 'BaseEventLoop.<name>' was
+    # never awaited", and warnings filters match that text (pytest-asyncio
+    # ignores it by that name).
+    shutdown_asyncgens.__qualname__ = "BaseEventLoop.shutdown_asyncgens"
+    shutdown_default_executor.__qualname__ = "BaseEventLoop.shutdown_default_executor"
+
 
 class SelectorEventLoop(ProcessMixin, CoreLoop, NetworkMixin, asyncio.AbstractEventLoop):
     """Readiness-based event loop.
@@ -93,6 +105,7 @@ class SelectorEventLoop(ProcessMixin, CoreLoop, NetworkMixin, asyncio.AbstractEv
         self.__dict__.pop("_accepting_cores", None)
 
     __del__ = _LoopMixin.__del__
+    shutdown_asyncgens = _LoopMixin.shutdown_asyncgens
     shutdown_default_executor = _LoopMixin.shutdown_default_executor
 
 
@@ -122,6 +135,7 @@ class ProactorEventLoop(ProcessMixin, ProactorCore, NetworkMixin, asyncio.Abstra
     close = SelectorEventLoop.close
 
     __del__ = _LoopMixin.__del__
+    shutdown_asyncgens = _LoopMixin.shutdown_asyncgens
     shutdown_default_executor = _LoopMixin.shutdown_default_executor
 
 

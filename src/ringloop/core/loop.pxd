@@ -28,6 +28,7 @@ cdef class CoreLoop:
         bint stopping
         bint closed
         object thread_id         # threading.get_ident() of the running thread
+        unsigned long run_ident  # the same as a C value (0: not running)
         object bound_soon        # loop.call_soon while running (ringloop_fastcall.h)
         object bound_soon_ts     # loop.call_soon_threadsafe, likewise
         bint soon_overridden     # call_soon* assigned on the instance
@@ -62,6 +63,7 @@ cdef class CoreLoop:
         Waker waker
         FdWatch waker_watch
         bint polling             # inside driver.poll() (GIL released)
+        bint spinning            # the last iteration did not block either
         bint wake_pending        # a wake-up was written and not yet drained
         object signal_sock       # socketpair for signal.set_wakeup_fd (main thread)
         FdWatch signal_watch

@@ -50,6 +50,40 @@ cdef extern from "ringloop_call.h":
     object rl_new_kw(object type, tuple args, dict kw)
     unsigned int rl_type_version(object o)
 
+cdef extern from "<poll.h>" nogil:
+    int _poll_nothing "poll"(void *fds, unsigned long nfds, int timeout)
+
+cdef extern from "pythread.h":
+    unsigned long PyThread_get_thread_ident() nogil
+
+# call_soon_threadsafe from another thread paces itself (see there) once the
+# running loop has this many callbacks waiting.  Measured with a queue bridge
+# (4 producer threads): 256 kept timers within 1 ms but cut a batching
+# producer's rate 6x; 2048 gives timers within ~5 ms (asyncio: 7-20 ms) and
+# 11M callbacks a second from a thread (asyncio 0.33M, uvloop 3.1M); 16384
+# lets timers slip 30-50 ms.
+cdef Py_ssize_t _THREADSAFE_BACKLOG = 2048
+
+cdef extern from "Python.h":
+    ctypedef struct PyThreadState
+    ctypedef struct PyInterpreterState
+    PyThreadState *PyThreadState_Get() noexcept
+    PyInterpreterState *PyThreadState_GetInterpreter(PyThreadState *tstate) noexcept
+    PyThreadState *PyInterpreterState_ThreadHead(PyInterpreterState *interp) noexcept
+    PyThreadState *PyThreadState_Next(PyThreadState *tstate) noexcept
+
+
+cdef inline bint _other_threads() noexcept:
+    # Does this interpreter have a thread state besides ours: a thread
+    # started by Python, or a foreign one inside PyGILState_Ensure?  New
+    # states are linked in at the head of the list, so another thread's is
+    # either the head or after ours.  Only our own state is dereferenced
+    # (another thread may be unlinking its own meanwhile): a racy read of a
+    # pointer, which at worst gives a stale answer for one iteration.
+    cdef PyThreadState *me = PyThreadState_Get()
+    return (PyInterpreterState_ThreadHead(PyThreadState_GetInterpreter(me)) != me
+            or PyThreadState_Next(me) != NULL)
+
 cdef extern from "Python.h":
     # Declared here so that NULL (delete the attribute) can be passed.
     int PyObject_GenericSetAttr(object o, object name, PyObject *value) except -1
@@ -183,6 +217,12 @@ try:
     import ssl as _ssl
 except ImportError:  # pragma: no cover
     _ssl = None
+
+
+ctypedef volatile unsigned long long volatile_ull
+
+cdef extern from "<time.h>" nogil:
+    int nanosleep(const timespec *req, timespec *rem)
 
 
 cdef inline double monotonic() nogil:
@@ -794,6 +834,31 @@ cdef class CoreLoop:
             # watched: nothing a zero-timeout poll could report matters now
             # (a pending thread wake-up is drained by the next blocking poll).
             n = 0
+        if timeout != 0:
+            self.spinning = False
+        elif not self.spinning:
+            # The last poll blocked, so it let go of the GIL one iteration ago.
+            self.spinning = True
+        elif _other_threads():
+            # Hand the GIL over: a blocking poll releases it, a zero-timeout
+            # poll (or none) does not, and a thread waiting for it would
+            # otherwise get it only at the switch interval (5 ms) while
+            # callbacks keep the loop busy.  asyncio's select(0) and
+            # uvloop's uv_run() release it every iteration; here it is
+            # released around an empty poll(), the same system call's worth
+            # of time for a woken waiter to take it.  (sched_yield() would
+            # hand this CPU to any runnable thread, and a CPU-bound one would
+            # then keep the GIL a whole interval at every iteration.)  Every
+            # iteration: a woken waiter takes tens of microseconds to come
+            # back for the GIL, and windows spaced further apart (one per
+            # 50 us was tried) it misses, waiting for the switch interval.
+            # It costs ~370 instructions and the call, so it is paid only
+            # while other threads exist, and not right after a blocking poll
+            # (which released the GIL).
+            with nogil:
+                _poll_nothing(NULL, 0, 0)
+                self.driver.gil_wanted = 1
+            self.driver.gil_wanted = 0
         if n:
             self._process_io(n)
 
@@ -929,6 +994,7 @@ cdef class CoreLoop:
             self._set_origin_tracking(self.debug)
             self.old_agen_hooks = sys_get_asyncgen_hooks()
             self.thread_id = th_get_ident()
+            self.run_ident = PyThread_get_thread_ident()
             sys_set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
                                    finalizer=self._asyncgen_finalizer_hook)
             aio_events._set_running_loop(self)
@@ -943,6 +1009,7 @@ cdef class CoreLoop:
         cdef PyObject *item
         self.stopping = False
         self.thread_id = None
+        self.run_ident = 0
         # Pending timers someone else holds too (asyncio.sleep() keeps its
         # timer in its frame) go back under the cyclic GC: a loop dropped
         # unclosed with a sleeping task is then a cycle the GC can see.
@@ -2236,18 +2303,72 @@ cdef object _soon_entry(object self, object callback, object args, object contex
 cdef object _soon_threadsafe_entry(object self, object callback, object args,
                                    object context):
     cdef CoreLoop loop = <CoreLoop>self
+    cdef int wanted
     if loop.closed:
         raise RuntimeError(msg.LOOP_CLOSED)
     if loop.debug:
         loop._check_callback(callback, 'call_soon_threadsafe')
     h = _queue_soon(loop, callback, <tuple>args, context)
-    # Only a loop blocked in poll() needs waking: a running loop sees the new
-    # callback before it polls again (all of this under the GIL).
-    if loop.polling and not loop.wake_pending:
-        loop.wake_pending = True
-        loop.stat_wakeups += 1
-        loop.waker.wake()
+    wanted = (<volatile int *>&loop.driver.gil_wanted)[0]
+    if wanted == 1:
+        # The loop's thread is back from a wait and queued for the GIL that
+        # this thread holds: hand it over now.  Otherwise it gets it only
+        # when the switch interval (5 ms) forces a switch, and then perhaps
+        # to another producer; meanwhile its timers are late and the
+        # producers queue callbacks freely.  (asyncio's self-pipe write lets
+        # go of the GIL at every call, with much the same effect.)
+        _pace(loop, True)
+    elif loop.polling:
+        # Only a loop blocked in poll() needs waking: a running loop sees the
+        # new callback before it polls again (all of this under the GIL).
+        if not loop.wake_pending:
+            loop.wake_pending = True
+            loop.stat_wakeups += 1
+            loop.waker.wake()
+        elif (wanted == 2
+                and PyList_GET_SIZE(loop.ready) > _THREADSAFE_BACKLOG
+                and PyThread_get_thread_ident() != loop.run_ident):
+            # Woken already and this far behind: the loop's thread is on its
+            # way back from the wait (being scheduled, or inside the
+            # selectors driver's select(), which has no hook to set 1) and
+            # will then wait for the GIL.  Without this, producers queue
+            # freely meanwhile (thousands of callbacks per switch interval)
+            # and timers fire tens of milliseconds late.  The threshold
+            # keeps batches large (a pace per call would cost a wake-up per
+            # few callbacks: measured 6x fewer callbacks a second).
+            _pace(loop, True)
+    elif (PyList_GET_SIZE(loop.ready) > _THREADSAFE_BACKLOG
+            and loop.run_ident != 0
+            and PyThread_get_thread_ident() != loop.run_ident):
+        # A busy loop this far behind another thread: let it run.  asyncio's
+        # call_soon_threadsafe writes to its self-pipe every time, a system
+        # call without the GIL, which paces a producer to the loop; without
+        # it a producer keeps the GIL for whole switch intervals, queueing
+        # faster than the loop runs callbacks, and timers fire seconds late.
+        _pace(loop, False)
     return h
+
+
+cdef void _pace(CoreLoop loop, bint for_gil) noexcept:
+    # Without the GIL, wait (at most ~10 short sleeps) for the loop's thread
+    # to take it (for_gil) or to start its next iteration (its current batch
+    # run).  Only letting go of the GIL (as asyncio's write does) is not
+    # enough with several producers: the GIL then mostly goes to another
+    # producer, not to the loop.
+    cdef unsigned long long mark = loop.stat_iterations
+    cdef volatile int *wanted = &loop.driver.gil_wanted
+    cdef int i
+    cdef timespec ts
+    ts.tv_sec = 0
+    ts.tv_nsec = 20000
+    with nogil:
+        _poll_nothing(NULL, 0, 0)
+        for i in range(10):
+            if for_gil and not wanted[0]:
+                break
+            if (<volatile_ull *>&loop.stat_iterations)[0] != mark:
+                break
+            nanosleep(&ts, NULL)
 
 
 cdef tuple _SOON_NAMES = ('call_soon', 'call_soon_threadsafe')

@@ -121,8 +121,11 @@ cdef class EpollDriver(Driver):
             # Non-blocking: not worth dropping and re-taking the GIL.
             n = epoll_wait(self.epfd, self.events, self.maxevents, 0)
         else:
+            self.gil_wanted = 2
             with nogil:
                 n = epoll_wait(self.epfd, self.events, self.maxevents, ms)
+                self.gil_wanted = 1
+            self.gil_wanted = 0
         if n < 0:
             err = errno
             if err == EINTR:

@@ -885,8 +885,11 @@ cdef class UringDriver(Driver):
             rl_store_release(self.sq_ktail, self.sq_tail)
         self.st_enter += 1
         if block:
+            self.gil_wanted = 2
             with nogil:
                 r = rl_io_uring_enter(self.ring_fd, to_submit, min_complete, flags, arg, argsz)
+                self.gil_wanted = 1
+            self.gil_wanted = 0
         else:
             r = rl_io_uring_enter(self.ring_fd, to_submit, min_complete, flags, arg, argsz)
         if r < 0:
