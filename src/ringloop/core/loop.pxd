@@ -65,6 +65,11 @@ cdef class CoreLoop:
         bint polling             # inside driver.poll() (GIL released)
         bint spinning            # the last iteration did not block either
         bint wake_pending        # a wake-up was written and not yet drained
+        # call_soon_threadsafe pacing (loop.pyx, _pace) timed out during
+        # iteration pace_stall_iter + 1: the loop's thread is held up (in a
+        # callback that blocks without the GIL); no pacing until it moves on.
+        bint pace_stalled
+        unsigned long long pace_stall_iter
         object signal_sock       # socketpair for signal.set_wakeup_fd (main thread)
         FdWatch signal_watch
         object old_wakeup_fd

@@ -2011,7 +2011,14 @@ cdef class CoreLoop:
                 # connect_ex(): the errno, without an exception object for
                 # the usual EINPROGRESS; any other error is raised as
                 # connect() raises it.
-                err = sock.connect_ex(address)
+                try:
+                    err = sock.connect_ex(address)
+                except (OverflowError, TypeError, ValueError):
+                    # A bad address: connect() raises the same error, in its
+                    # own words ("connect(): port must be 0-65535."), as
+                    # asyncio's call does.
+                    sock.connect(address)
+                    err = 0
                 if err in _CONNECT_PENDING:
                     pending = True
                 elif err:
@@ -2316,8 +2323,9 @@ cdef object _soon_threadsafe_entry(object self, object callback, object args,
         # when the switch interval (5 ms) forces a switch, and then perhaps
         # to another producer; meanwhile its timers are late and the
         # producers queue callbacks freely.  (asyncio's self-pipe write lets
-        # go of the GIL at every call, with much the same effect.)
-        _pace(loop, True)
+        # go of the GIL at every call, with much the same effect.)  Its
+        # thread is known to want the GIL: always wait here.
+        _pace(loop, True, False)
     elif loop.polling:
         # Only a loop blocked in poll() needs waking: a running loop sees the
         # new callback before it polls again (all of this under the GIL).
@@ -2336,7 +2344,7 @@ cdef object _soon_threadsafe_entry(object self, object callback, object args,
             # and timers fire tens of milliseconds late.  The threshold
             # keeps batches large (a pace per call would cost a wake-up per
             # few callbacks: measured 6x fewer callbacks a second).
-            _pace(loop, True)
+            _pace(loop, True, True)
     elif (PyList_GET_SIZE(loop.ready) > _THREADSAFE_BACKLOG
             and loop.run_ident != 0
             and PyThread_get_thread_ident() != loop.run_ident):
@@ -2345,30 +2353,45 @@ cdef object _soon_threadsafe_entry(object self, object callback, object args,
         # call without the GIL, which paces a producer to the loop; without
         # it a producer keeps the GIL for whole switch intervals, queueing
         # faster than the loop runs callbacks, and timers fire seconds late.
-        _pace(loop, False)
+        _pace(loop, False, True)
     return h
 
 
-cdef void _pace(CoreLoop loop, bint for_gil) noexcept:
+cdef void _pace(CoreLoop loop, bint for_gil, bint may_stall) noexcept:
     # Without the GIL, wait (at most ~10 short sleeps) for the loop's thread
     # to take it (for_gil) or to start its next iteration (its current batch
     # run).  Only letting go of the GIL (as asyncio's write does) is not
     # enough with several producers: the GIL then mostly goes to another
-    # producer, not to the loop.
+    # producer, not to the loop.  If the loop does neither meanwhile, its
+    # thread may be held up (a callback blocked in time.sleep(), a join(), a
+    # blocking library call...), where waiting cannot help and would cost
+    # every call ~1 ms; or the GIL went to other producers.  Until the
+    # loop's next iteration, calls then only let go of the GIL once each,
+    # as asyncio's self-pipe write does.
     cdef unsigned long long mark = loop.stat_iterations
     cdef volatile int *wanted = &loop.driver.gil_wanted
     cdef int i
+    cdef bint moved = False
     cdef timespec ts
     ts.tv_sec = 0
     ts.tv_nsec = 20000
+    if may_stall and loop.pace_stalled and loop.pace_stall_iter == mark:
+        with nogil:
+            _poll_nothing(NULL, 0, 0)
+        return
     with nogil:
         _poll_nothing(NULL, 0, 0)
         for i in range(10):
             if for_gil and not wanted[0]:
+                moved = True
                 break
             if (<volatile_ull *>&loop.stat_iterations)[0] != mark:
+                moved = True
                 break
             nanosleep(&ts, NULL)
+    if not moved and loop.stat_iterations == mark:
+        loop.pace_stalled = True
+        loop.pace_stall_iter = mark
 
 
 cdef tuple _SOON_NAMES = ('call_soon', 'call_soon_threadsafe')
