@@ -36,11 +36,11 @@ cdef class Driver:
         # sock_* calls): the loop has them checked for sockets closed
         # meanwhile (fail_closed_owners) while there are any.
         Py_ssize_t n_owned
-        # 1, set (without the GIL) once a blocking wait has returned and the
-        # loop's thread is about to take the GIL back; cleared when it has
-        # it.  2 (the selectors driver, whose wait has no such hook): set
-        # for the whole blocking wait.  call_soon_threadsafe callers on other
-        # threads read it to step aside (see the core loop's
+        # 2 while a blocking wait runs; 1, set without the GIL, once it has
+        # returned and the loop's thread is about to take the GIL back (the
+        # selectors driver, whose select() has no such hook, keeps 2 until
+        # it has the GIL); 0 once it has it.  call_soon_threadsafe callers
+        # on other threads read it to step aside (see the core loop's
         # _soon_threadsafe_entry).
         int gil_wanted
 

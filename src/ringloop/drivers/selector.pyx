@@ -69,15 +69,13 @@ cdef class SelectorDriver(Driver):
         cdef list result
         if timeout != 0:
             # The selector lets go of the GIL inside select(), where no hook
-            # can mark the moment it returns: mark the whole wait instead
-            # (2: "blocked, or back and waiting for the GIL"; see base.pxd).
+            # can mark the moment it returns: 2 stands for the whole wait
+            # (see base.pxd).
             self.gil_wanted = 2
-            try:
-                result = self.selector.select(None if timeout < 0 else timeout)
-            finally:
-                self.gil_wanted = 0
-        else:
-            result = self.selector.select(0)
+        try:
+            result = self.selector.select(None if timeout < 0 else timeout)
+        finally:
+            self.gil_wanted = 0
         n = len(result)
         self._grow(n)
         i = 0
