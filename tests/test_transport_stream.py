@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import zlib
+from unittest import mock as unittest_mock
 
 import pytest
 
@@ -125,6 +126,67 @@ def test_write_variants(loop):
             expected = b"bytes|bytearray|memoryview|lines:ba,mv,end|tuple|"
             assert await peer_recv(loop, peer, len(expected)) == expected
             assert tr.get_write_buffer_size() == 0
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop's write() names its argument buf, not data")
+def test_write_methods_called_as_asyncio_allows(loop):
+    # write(data=...), the class's method called with the transport, and
+    # the errors of a wrong call: as asyncio's transport methods.
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            tr.write(data=b"kw|")
+            type(tr).write(tr, b"cls|")
+            tr.writelines(list_of_data=[b"kwl", b"|"])
+            type(tr).writelines(tr, [b"clsl|"])
+            assert type(tr).is_closing(tr) is False
+            with pytest.raises(TypeError):
+                tr.write()
+            with pytest.raises(TypeError):
+                tr.write(b"a", b"b")
+            with pytest.raises(TypeError):
+                tr.write(b"a", bogus=1)
+            with pytest.raises(TypeError):
+                tr.writelines()
+            with pytest.raises(TypeError):
+                tr.is_closing(1)
+            with pytest.raises(TypeError, match="data argument must be a bytes-like object"):
+                tr.write("str")
+            expected = b"kw|cls|kwl|clsl|"
+            assert await peer_recv(loop, peer, len(expected)) == expected
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("uvloop's transports have no instance __dict__")
+def test_write_methods_patched_on_the_instance(loop):
+    # As on asyncio's transports (which have a __dict__): a method set on
+    # the instance (mock.patch.object(transport, "write"), a wrapper that
+    # counts) is called instead of the class's, and removing it restores
+    # the transport's own.
+    async def main():
+        async with transport_and_peer(loop) as (tr, proto, peer):
+            calls = []
+            real_write, real_writelines = tr.write, tr.writelines
+            tr.write = lambda data: calls.append(("write", data)) or real_write(data)
+            tr.write(b"one|")
+            del tr.write
+            tr.writelines = lambda seq: calls.append(("writelines", seq)) or real_writelines(seq)
+            tr.is_closing = lambda: "patched"
+            tr.writelines([b"two|"])
+            assert tr.is_closing() == "patched"
+            del tr.writelines, tr.is_closing
+            tr.write(b"three|")
+            assert tr.is_closing() is False
+            assert calls == [("write", b"one|"), ("writelines", [b"two|"])]
+            expected = b"one|two|three|"
+            assert await peer_recv(loop, peer, len(expected)) == expected
+            with unittest_mock.patch.object(tr, "write") as mocked:
+                tr.write(b"mocked")
+            mocked.assert_called_once_with(b"mocked")
+            tr.write(b"four|")
+            assert await peer_recv(loop, peer, 5) == b"four|"
 
     run(loop, main())
 
