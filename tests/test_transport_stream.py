@@ -1149,6 +1149,59 @@ def test_writelines_inputs_and_errors_as_asyncio_on_this_version(loop):
     run(loop, main())
 
 
+@pytest.mark.xfail_uvloop("uvloop does not let them leave the loop's run", run=False)
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+def test_data_received_raising_base_exceptions_propagates(loop, exc_type):
+    # As asyncio: SystemExit and KeyboardInterrupt from data_received()
+    # leave the loop's run at once; the transport stays open and reads on.
+    class Raising(Recorder):
+        def data_received(self, data):
+            super().data_received(data)
+            if data == b"raise":
+                raise exc_type()
+
+    with tcp_pair() as (a, b):
+        async def connect():
+            return await loop.create_connection(Raising, sock=a)
+
+        tr, proto = run(loop, connect())
+        b.sendall(b"raise")
+        with pytest.raises(exc_type):
+            loop.run_until_complete(asyncio.sleep(TIMEOUT))
+        assert not tr.is_closing()
+
+        async def more():
+            b.sendall(b"|more")
+            return await proto.received(len(b"raise|more"))
+
+        assert run(loop, more()) == b"raise|more"
+        tr.close()
+        run(loop, asyncio.wait_for(proto.lost, TIMEOUT))
+
+
+@pytest.mark.xfail_uvloop("uvloop words the report 'Fatal error on transport'")
+def test_data_received_raising_is_a_fatal_error(loop):
+    # Anything else: the exception handler gets asyncio's message and the
+    # exception, and connection_lost() gets the exception.
+    errors = []
+
+    class Raising(Recorder):
+        def data_received(self, data):
+            raise ValueError("bad data")
+
+    async def main():
+        loop.set_exception_handler(lambda lp, ctx: errors.append(ctx))
+        async with transport_and_peer(loop, Raising) as (tr, proto, peer):
+            peer.sendall(b"x")
+            exc = await asyncio.wait_for(proto.lost, TIMEOUT)
+            assert isinstance(exc, ValueError) and str(exc) == "bad data"
+            assert tr.is_closing()
+
+    run(loop, main())
+    assert [e["message"] for e in errors] == ["Fatal error: protocol.data_received() call failed."]
+    assert isinstance(errors[0]["exception"], ValueError)
+
+
 @pytest.mark.xfail_uvloop("uvloop's set_protocol() checks the protocol at once")
 def test_set_protocol_none_fails_when_data_comes(loop):
     # asyncio takes any object, and reports the failure when data arrives.
