@@ -79,6 +79,7 @@ cdef class StreamCore(IOTarget):
     cdef Py_ssize_t _flush(self) except -2
     cdef int _after_flush(self) except -1
     cdef object _write(self, object data)
+    cdef object _writelines(self, object list_of_data)
     cdef int _data_received_failed(self) except -1
     cdef int _write_error(self, int err) except -1
     cdef int _fatal_error(self, exc, str message) except -1

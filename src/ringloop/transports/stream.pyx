@@ -755,6 +755,10 @@ cdef class StreamCore(IOTarget):
     def writelines(self, list_of_data):
         """Write each buffer in order: one sendmsg() for all of them when
         nothing is queued (no joined copy), the rest queued."""
+        return self._writelines(list_of_data)
+
+    cdef object _writelines(self, object list_of_data):
+        # transport.writelines(): the body of _front_writelines.
         cdef iovec iov[MAX_IOV]
         cdef Py_buffer views[MAX_IOV]
         cdef Py_ssize_t i, k, nviews = 0, total = 0, n, sent
@@ -1379,6 +1383,8 @@ cdef object _front_write(object self, PyObject **args, Py_ssize_t nargs,
 
 cdef object _front_writelines(object self, PyObject **args, Py_ssize_t nargs,
                               PyObject *kwnames):
+    if nargs == 1 and kwnames == NULL:
+        return (<StreamCore?><object>rl_front_core(self))._writelines(<object>args[0])
     return _front_slow(self, 'writelines', args, nargs, kwnames)
 
 
