@@ -156,4 +156,45 @@ static inline unsigned int rl_type_version(PyObject *o)
     return Py_TYPE(o)->tp_version_tag;
 }
 
+/* rl_method_is(obj, name, func): 1 when `obj.name(...)` would call the
+ * plain function `func` found on obj's type (CPython's own method lookup,
+ * as the LOAD_METHOD of `obj.name(...)` does: not shadowed on the instance,
+ * no __getattribute__ of its own), else 0.  A failed lookup is cleared: the
+ * caller then makes the ordinary call, which raises it again.  The lookup
+ * is exported by CPython 3.11-3.13 (declared in an internal header on 3.13,
+ * hence the declaration here). */
+PyAPI_FUNC(int) _PyObject_GetMethod(PyObject *obj, PyObject *name, PyObject **method);
+
+static inline int rl_method_is(PyObject *obj, PyObject *name, PyObject *func)
+{
+    PyObject *meth = NULL;
+    int unbound = _PyObject_GetMethod(obj, name, &meth);
+    int same;
+    if (meth == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    same = unbound && meth == func;
+    Py_DECREF(meth);
+    return same;
+}
+
+/* rl_type_attr(obj, name): what obj's type (and bases) define as `name`,
+ * borrowed, or NULL: where a data descriptor (a property) is found, the
+ * instance cannot shadow it. */
+static inline PyObject *rl_type_attr(PyObject *obj, PyObject *name)
+{
+    return _PyType_Lookup(Py_TYPE(obj), name);
+}
+
+/* rl_tracing(): a trace or profile function is set in this thread
+ * (sys.settrace / sys.setprofile: debuggers, profilers, coverage): code
+ * that otherwise runs Python functions in C runs them as Python then, so
+ * that they see it. */
+static inline int rl_tracing(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    return ts->c_tracefunc != NULL || ts->c_profilefunc != NULL;
+}
+
 #endif

@@ -14,6 +14,8 @@ cdef class StreamCore(IOTarget):
         object transport          # the public object; None after connection_lost
         object protocol
         bint buffered             # a BufferedProtocol: get_buffer/buffer_updated
+        bint stream_reader        # asyncio's StreamReaderProtocol: reads may feed its
+                                  # reader in C (_feed_stream_reader, stream.pyx)
         bint pipe                 # a pipe transport: read()/write()/writev()
         bint pipe_writer          # a write pipe: readable means "reader gone"
         bint py_io                # a socket subclass overriding recv/send...:
@@ -53,6 +55,7 @@ cdef class StreamCore(IOTarget):
         public object empty_waiter
 
     cdef int _set_protocol(self, protocol) except -1
+    cdef int _feed_stream_reader(self, const char *buf, Py_ssize_t n) except -1
     cdef int _schedule_connection_lost(self, exc) except -1
     cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) except? -2
     cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) except? -2

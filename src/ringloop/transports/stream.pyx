@@ -37,6 +37,8 @@ from asyncio import trsock as aio_trsock
 from asyncio import transports as aio_transports
 from asyncio.log import logger as aio_logger
 
+from ringloop import _stdlib_streams
+
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.ref cimport PyObject, Py_REFCNT, Py_INCREF, Py_DECREF
 from cpython.buffer cimport PyObject_GetBuffer, PyBuffer_Release, PyBUF_SIMPLE
@@ -60,6 +62,20 @@ cdef extern from "ringloop_call.h":
     # set, for a caller that sorts the error itself.
     PyObject *rl_call_method1_raw "rl_call_method1" (object obj, object name, object arg)
     void rl_decref "Py_DECREF" (PyObject *o)
+    bint rl_method_is(object obj, object name, object func)
+    PyObject *rl_type_attr(object obj, object name)
+    bint rl_tracing()
+
+cdef extern from "Python.h":
+    bint PyByteArray_CheckExact(object o)
+    int PyByteArray_Resize(object ba, Py_ssize_t n) except -1
+    char *PyByteArray_AS_STRING(object ba)
+    Py_ssize_t PyByteArray_GET_SIZE(object ba)
+    bint PyLong_CheckExact(object o)
+    long long PyLong_AsLongLongAndOverflow(object o, int *overflow) except? -1
+
+# |limit| up to which 2 * limit is computed in C (no overflow).
+cdef long long LIMIT_C = 1LL << 61
 
 cdef extern from *:
     """
@@ -104,6 +120,18 @@ cdef object py_socket_getpeername = _socket.socket.getpeername
 cdef Py_ssize_t LOG_THRESHOLD_FOR_CONNLOST_WRITES = aio_constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 cdef bint PY312 = sys.version_info >= (3, 12)
 cdef bint PY313 = sys.version_info >= (3, 13)
+
+# asyncio's StreamReaderProtocol.data_received() and what it calls, when
+# they are the code _feed_stream_reader() mirrors (ringloop/_stdlib_streams.py).
+_stdlib = _stdlib_streams.stdlib_stream_functions()
+cdef object SRP_TYPE = _stdlib.protocol_type if _stdlib is not None else None
+cdef object SR_TYPE = _stdlib.reader_type if _stdlib is not None else None
+cdef object SRP_DATA_RECEIVED = _stdlib.data_received if _stdlib is not None else None
+cdef object SRP_STREAM_READER = _stdlib.stream_reader if _stdlib is not None else None
+cdef object SR_FEED_DATA = _stdlib.feed_data if _stdlib is not None else None
+cdef object SR_WAKEUP_WAITER = _stdlib.wakeup_waiter if _stdlib is not None else None
+cdef bint SR_ASSERTS = _stdlib.asserts if _stdlib is not None else True
+del _stdlib
 
 cdef tuple _IO_METHODS = ('recv', 'recv_into', 'send', 'sendmsg')
 cdef tuple _py_socket_io = tuple([getattr(socket.socket, name, None) for name in _IO_METHODS])
@@ -225,7 +253,86 @@ cdef class StreamCore(IOTarget):
         # machine) on the instance or its class.  Any object is accepted
         # and fails only when called (the same AttributeError, then).
         self.buffered = isinstance(protocol, aio_BufferedProtocol)
+        self.stream_reader = (SRP_TYPE is not None and type(protocol) is SRP_TYPE
+                              and not self.pipe)
         return 0
+
+    cdef int _feed_stream_reader(self, const char *buf, Py_ssize_t n) except -1:
+        # A read of n bytes (at buf) for asyncio's StreamReaderProtocol:
+        # 1 when it was handed over here, 0 when the caller is to make the
+        # bytes and call data_received() as for any protocol.
+        #
+        # What StreamReaderProtocol.data_received(data) and the reader's
+        # feed_data(data) and _wakeup_waiter() do, step for step and through
+        # the same attributes, with the bytes appended to the reader's
+        # buffer straight from ours (ringloop/_stdlib_streams.py says when).
+        # Only for the exact asyncio types, with those methods what the
+        # lookups find now, no trace/profile function, no debug mode;
+        # before any step with an effect, or it declines.  A failure is the
+        # one data_received() would have raised: sorted as its failures are.
+        cdef Py_ssize_t size
+        cdef long long limit = 0
+        cdef int overflow = 0
+        cdef bint over
+        proto = self.protocol
+        if self.loop.debug or rl_tracing() or type(proto) is not SRP_TYPE:
+            return 0
+        if (not rl_method_is(proto, 'data_received', SRP_DATA_RECEIVED)
+                or rl_type_attr(proto, '_stream_reader') != <PyObject *>SRP_STREAM_READER):
+            return 0
+        try:
+            # reader = self._stream_reader
+            if proto._stream_reader_wr is None:
+                reader = None
+            else:
+                reader = proto._stream_reader_wr()
+            if reader is None:
+                return 1
+            if (type(reader) is not SR_TYPE
+                    or not rl_method_is(reader, 'feed_data', SR_FEED_DATA)
+                    or not rl_method_is(reader, '_wakeup_waiter', SR_WAKEUP_WAITER)):
+                return 0
+            # reader.feed_data(data):
+            #   assert not self._eof, 'feed_data after feed_eof'
+            if SR_ASSERTS and reader._eof:
+                raise AssertionError('feed_data after feed_eof')
+            #   self._buffer.extend(data)
+            buffer = reader._buffer
+            if not PyByteArray_CheckExact(buffer):
+                return 0
+            size = PyByteArray_GET_SIZE(buffer)
+            PyByteArray_Resize(buffer, size + n)
+            memcpy(PyByteArray_AS_STRING(buffer) + size, buf, n)
+            #   self._wakeup_waiter()
+            waiter = reader._waiter
+            if waiter is not None:
+                reader._waiter = None
+                if not waiter.cancelled():
+                    waiter.set_result(None)
+            #   if (self._transport is not None and not self._paused and
+            #           len(self._buffer) > 2 * self._limit): pause, as asyncio
+            transport = reader._transport
+            if transport is not None and not reader._paused:
+                size = len(reader._buffer)
+                limit_obj = reader._limit
+                if PyLong_CheckExact(limit_obj):
+                    limit = PyLong_AsLongLongAndOverflow(limit_obj, &overflow)
+                if PyLong_CheckExact(limit_obj) and overflow == 0 and -LIMIT_C <= limit <= LIMIT_C:
+                    over = size > 2 * limit
+                else:
+                    over = size > 2 * limit_obj
+                if over:
+                    try:
+                        reader._transport.pause_reading()
+                    except NotImplementedError:
+                        reader._transport = None
+                    else:
+                        reader._paused = True
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+        return 1
 
     # ------------------------------------------------------------------
     # the system calls: sockets use recv/send/sendmsg (MSG_NOSIGNAL), pipe
@@ -435,6 +542,7 @@ cdef class StreamCore(IOTarget):
         cdef Py_ssize_t n, spare_cap, size
         cdef char *resized_buf
         cdef int reads = 0, err
+        cdef bint fed = False
         cdef PyObject *resized
         if self.conn_lost:
             return 0
@@ -453,6 +561,7 @@ cdef class StreamCore(IOTarget):
             loop.rbuf_size = READ_SIZE
         while True:
             size = PAUSED_READ_SIZE if self.paused_reads else READ_SIZE
+            fed = False
             if self.large_reads:
                 # Large reads: the copy out of the loop's buffer would cost
                 # more than the allocation it saves (at 100 KiB, ~15% of
@@ -514,28 +623,34 @@ cdef class StreamCore(IOTarget):
                 if n <= 0:
                     return self._read_failed(n, errno)
                 reads += 1
-                if n >= LARGE_READ and not self.pipe and not self.reads_kept:
-                    self.large_reads = True
-                # A read of more than 479 bytes is a libc malloc() and free()
-                # (beyond pymalloc, and from 1,033 beyond glibc's per-thread
-                # cache: ~500 instructions, a fifth of a 1 KiB echo request).
-                # The bytes object of the previous read, if the protocol kept
-                # no reference to it, is refilled instead: nobody else can
-                # see it, and only one of a close size is reused (at most 1/8
-                # + 64 bytes larger than the data), so a kept object wastes
-                # little.
-                spare_cap = loop.spare_cap
-                if (loop.spare_bytes is not None and n <= spare_cap
-                        and spare_cap - n <= (n >> 3) + 64):
-                    data = loop.spare_bytes
-                    loop.spare_bytes = None
-                    rl_bytes_refill(data, loop.rbuf, n)
-                else:
-                    data = PyBytes_FromStringAndSize(loop.rbuf, n)
-                    spare_cap = n
+                # asyncio's StreamReaderProtocol: the bytes go into its
+                # reader's buffer from here, no bytes object made.
+                fed = self.stream_reader and self._feed_stream_reader(loop.rbuf, n)
+                if not fed:
+                    if n >= LARGE_READ and not self.pipe and not self.reads_kept:
+                        self.large_reads = True
+                    # A read of more than 479 bytes is a libc malloc() and
+                    # free() (beyond pymalloc, and from 1,033 beyond glibc's
+                    # per-thread cache: ~500 instructions, a fifth of a 1 KiB
+                    # echo request).  The bytes object of the previous read,
+                    # if the protocol kept no reference to it, is refilled
+                    # instead: nobody else can see it, and only one of a
+                    # close size is reused (at most 1/8 + 64 bytes larger
+                    # than the data), so a kept object wastes little.
+                    spare_cap = loop.spare_cap
+                    if (loop.spare_bytes is not None and n <= spare_cap
+                            and spare_cap - n <= (n >> 3) + 64):
+                        data = loop.spare_bytes
+                        loop.spare_bytes = None
+                        rl_bytes_refill(data, loop.rbuf, n)
+                    else:
+                        data = PyBytes_FromStringAndSize(loop.rbuf, n)
+                        spare_cap = n
             if n < READ_SIZE:
                 self.paused_reads = False
-            if self.pipe:
+            if fed:
+                pass
+            elif self.pipe:
                 # As asyncio's pipe transport: a protocol error is reported
                 # (the IOHandle's exception handler call), reading goes on.
                 rl_call_method1(self.protocol, 'data_received', data)
@@ -548,7 +663,9 @@ cdef class StreamCore(IOTarget):
                 rl_decref(res)
             # Only this function's reference left (not the shared one-byte
             # singletons, which are never 1): keep it for the next read.
-            if Py_REFCNT(data) == 1:
+            if fed:
+                pass
+            elif Py_REFCNT(data) == 1:
                 loop.spare_bytes = data
                 loop.spare_cap = spare_cap
             elif self.large_reads:
