@@ -96,6 +96,15 @@ def test_stdlib_stream_functions_recognised():
 
 
 @pytest.mark.ringloop_only
+def test_fingerprint_report_for_a_new_version(capsys):
+    from ringloop import _stdlib_streams
+
+    _stdlib_streams.report()
+    fp = f"0x{_stdlib_streams.fingerprint():08X}"
+    assert capsys.readouterr().out.endswith(f": {fp} (recorded: {fp})\n")
+
+
+@pytest.mark.ringloop_only
 @pytest.mark.parametrize("flag, asserts", [("-O", False), ("-OO", False)])
 def test_stdlib_stream_functions_recognised_optimized(flag, asserts):
     out = subprocess.run(

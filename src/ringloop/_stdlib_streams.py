@@ -29,8 +29,8 @@ functions (nothing patched on the class or the instance), that the types
 are exactly asyncio's, and that no trace or profile function is set and
 the loop is not in debug mode; otherwise it calls ``data_received()``.
 
-To record a new version's fingerprint, run this module:
-``python -m ringloop._stdlib_streams`` (and with ``-O``, ``-OO``) prints it.
+To record a new version's fingerprint, print it (and again with ``-O``
+and ``-OO``): ``python -c "import ringloop._stdlib_streams as s; s.report()"``.
 """
 
 from __future__ import annotations
@@ -78,9 +78,11 @@ def _functions() -> tuple[FunctionType, property, FunctionType, FunctionType] | 
     return data_received, stream_reader, feed_data, wakeup_waiter
 
 
-def fingerprint() -> int | None:
+def fingerprint(found: tuple[FunctionType, property, FunctionType, FunctionType] | None = None,
+                ) -> int | None:
     """The fingerprint of the running Python's four functions (None: not found as such)."""
-    found = _functions()
+    if found is None:
+        found = _functions()
     if found is None:
         return None
     data_received, stream_reader, feed_data, wakeup_waiter = found
@@ -95,7 +97,7 @@ def stdlib_stream_functions() -> StdlibStreamFunctions | None:
     """asyncio's stream functions, when they are the code the C steps mirror; else None."""
     found = _functions()
     want = _KNOWN.get((sys.version_info[0], sys.version_info[1], min(sys.flags.optimize, 2)))
-    if found is None or want is None or fingerprint() != want:
+    if found is None or want is None or fingerprint(found) != want:
         return None
     data_received, stream_reader, feed_data, wakeup_waiter = found
     return StdlibStreamFunctions(streams.StreamReaderProtocol, streams.StreamReader,
@@ -103,7 +105,8 @@ def stdlib_stream_functions() -> StdlibStreamFunctions | None:
                                  sys.flags.optimize == 0)
 
 
-if __name__ == "__main__":
+def report() -> None:
+    """Print the running Python's key and fingerprint, and what is recorded for it."""
     fp = fingerprint()
     key = (sys.version_info[0], sys.version_info[1], min(sys.flags.optimize, 2))
     print(f"{key}: {'not found' if fp is None else f'0x{fp:08X}'}"
