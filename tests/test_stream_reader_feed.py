@@ -442,3 +442,73 @@ def test_monitoring_tools_do_not_see_the_c_steps(loop):
                 asyncio.get_running_loop().set_debug(False)
 
     run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("its transports have no _read_ready()", run=False)
+def test_read_nested_in_python_code_of_the_read(loop):
+    # A callable in place of the reader's weakref reads the transport again
+    # before it answers: the outer read's bytes were taken before it ran,
+    # so both reads arrive whole, the inner one first (as on asyncio).
+    async def main():
+        async with Pair() as p:
+            ref = weakref.ref(p.reader)
+            calls = []
+
+            def stream_reader_wr():
+                calls.append(1)
+                if len(calls) == 1:
+                    p.send(b"ZZ")
+                    p.transport._read_ready()
+                return ref()
+
+            p.protocol._stream_reader_wr = stream_reader_wr
+            p.send(b"abcdef")
+            await until(lambda: len(p.reader._buffer) == 8, "both reads")
+            p.protocol._stream_reader_wr = ref
+            assert bytes(p.reader._buffer) == b"ZZabcdef" and not p.errors
+
+    run(loop, main())
+
+
+def test_code_assigned_to_feed_data_is_run(loop):
+    # IPython's autoreload and jurigged patch a function by assigning its
+    # __code__: the same function object then runs other code.
+    def feed_data(self, data):
+        self._fed_elsewhere = bytes(data)
+
+    original = asyncio.StreamReader.feed_data.__code__
+
+    async def main():
+        async with Pair() as p:
+            asyncio.StreamReader.feed_data.__code__ = feed_data.__code__
+            try:
+                p.send(b"patched")
+                await until(lambda: hasattr(p.reader, "_fed_elsewhere"), "the new code")
+            finally:
+                asyncio.StreamReader.feed_data.__code__ = original
+            assert p.reader._fed_elsewhere == b"patched" and not p.reader._buffer
+            p.send(b"back")
+            assert await p.reader.readexactly(4) == b"back"
+
+    run(loop, main())
+
+
+@pytest.mark.xfail_uvloop("binds protocol.data_received when the protocol is set", run=False)
+def test_failing_lookup_of_data_received_is_the_fatal_error(loop):
+    class Boom(Exception):
+        pass
+
+    def getattribute(self, name):
+        if name == "data_received":
+            raise Boom(name)
+        return object.__getattribute__(self, name)
+
+    async def main():
+        async with Pair() as p:
+            with mock.patch.object(asyncio.StreamReaderProtocol, "__getattribute__",
+                                   getattribute, create=True):
+                p.send(b"x")
+                await until(lambda: p.errors, "the error")
+            assert type(p.fatal()) is Boom and not p.reader._buffer
+
+    run(loop, main())

@@ -85,6 +85,8 @@ cdef class CoreLoop:
         public TransportMap _transports   # fd -> transport, weakly
         char *rbuf                  # the stream transports' shared read buffer
         Py_ssize_t rbuf_size
+        bint rbuf_lent              # a read's bytes are in rbuf while Python code
+                                    # may run: a nested read waits (stream.pyx)
         object spare_bytes          # a read's bytes nobody kept (stream.pyx)
         object loop_kw              # {'loop': self} while running (_new_future)
         Py_ssize_t spare_cap        # how many bytes its allocation holds

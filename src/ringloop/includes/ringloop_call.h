@@ -159,10 +159,10 @@ static inline unsigned int rl_type_version(PyObject *o)
 /* rl_method_is(obj, name, func): 1 when `obj.name(...)` would call the
  * plain function `func` found on obj's type (CPython's own method lookup,
  * as the LOAD_METHOD of `obj.name(...)` does: not shadowed on the instance,
- * no __getattribute__ of its own), else 0.  A failed lookup is cleared: the
- * caller then makes the ordinary call, which raises it again.  The lookup
- * is exported by CPython 3.11-3.13 (declared in an internal header on 3.13,
- * hence the declaration here). */
+ * no __getattribute__ of its own), 0 when it would call something else, -1
+ * with the lookup's error set (the error `obj.name(...)` would raise).  The
+ * lookup is exported by CPython 3.11-3.13 (declared in an internal header
+ * on 3.13, hence the declaration here). */
 PyAPI_FUNC(int) _PyObject_GetMethod(PyObject *obj, PyObject *name, PyObject **method);
 
 static inline int rl_method_is(PyObject *obj, PyObject *name, PyObject *func)
@@ -171,8 +171,7 @@ static inline int rl_method_is(PyObject *obj, PyObject *name, PyObject *func)
     int unbound = _PyObject_GetMethod(obj, name, &meth);
     int same;
     if (meth == NULL) {
-        PyErr_Clear();
-        return 0;
+        return -1;
     }
     same = unbound && meth == func;
     Py_DECREF(meth);
@@ -191,6 +190,21 @@ static inline PyObject *rl_type_attr(PyObject *obj, PyObject *name)
  * (sys.settrace / sys.setprofile: debuggers, profilers, coverage): code
  * that otherwise runs Python functions in C runs them as Python then, so
  * that they see it. */
+/* rl_plain_getattr(obj): obj's type looks attributes up the generic way
+ * (no __getattribute__ or __getattr__ of its own, on it or a base): a
+ * lookup on it runs no Python code of the program's. */
+static inline int rl_plain_getattr(PyObject *obj)
+{
+    return Py_TYPE(obj)->tp_getattro == PyObject_GenericGetAttr;
+}
+
+/* rl_code_is(func, code): the function object still runs that code object
+ * (nobody assigned its __code__: IPython's autoreload, jurigged do). */
+static inline int rl_code_is(PyObject *func, PyObject *code)
+{
+    return PyFunction_Check(func) && PyFunction_GET_CODE(func) == code;
+}
+
 static inline int rl_tracing(void)
 {
     PyThreadState *ts = PyThreadState_Get();

@@ -56,6 +56,7 @@ cdef class StreamCore(IOTarget):
 
     cdef int _set_protocol(self, protocol) except -1
     cdef int _feed_stream_reader(self, const char *buf, Py_ssize_t n) except -1
+    cdef int _feed_stream_reader_steps(self, proto, const char *buf, Py_ssize_t n) except -1
     cdef int _schedule_connection_lost(self, exc) except -1
     cdef inline Py_ssize_t _recv(self, void *buf, Py_ssize_t n) except? -2
     cdef inline Py_ssize_t _send(self, const void *buf, Py_ssize_t n) except? -2

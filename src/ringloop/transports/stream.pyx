@@ -62,9 +62,12 @@ cdef extern from "ringloop_call.h":
     # set, for a caller that sorts the error itself.
     PyObject *rl_call_method1_raw "rl_call_method1" (object obj, object name, object arg)
     void rl_decref "Py_DECREF" (PyObject *o)
-    bint rl_method_is(object obj, object name, object func)
+    int rl_method_is(object obj, object name, object func) except -1
     PyObject *rl_type_attr(object obj, object name)
+    bint rl_plain_getattr(object obj)
+    bint rl_code_is(object func, object code)
     bint rl_tracing()
+    bint PyWeakref_CheckRefExact(object o)
 
 cdef extern from "Python.h":
     bint PyByteArray_CheckExact(object o)
@@ -131,7 +134,21 @@ cdef object SRP_STREAM_READER = _stdlib.stream_reader if _stdlib is not None els
 cdef object SR_FEED_DATA = _stdlib.feed_data if _stdlib is not None else None
 cdef object SR_WAKEUP_WAITER = _stdlib.wakeup_waiter if _stdlib is not None else None
 cdef bint SR_ASSERTS = _stdlib.asserts if _stdlib is not None else True
+# Their code objects: assigning a function's __code__ (IPython's autoreload,
+# jurigged) keeps the function object and changes what it runs.
+cdef object SRP_STREAM_READER_FGET = SRP_STREAM_READER.fget if _stdlib is not None else None
+cdef object SRP_DATA_RECEIVED_CODE = SRP_DATA_RECEIVED.__code__ if _stdlib is not None else None
+cdef object SRP_STREAM_READER_CODE = SRP_STREAM_READER_FGET.__code__ if _stdlib is not None else None
+cdef object SR_FEED_DATA_CODE = SR_FEED_DATA.__code__ if _stdlib is not None else None
+cdef object SR_WAKEUP_WAITER_CODE = SR_WAKEUP_WAITER.__code__ if _stdlib is not None else None
 del _stdlib
+
+
+cdef inline bint _stdlib_code_unchanged():
+    return (rl_code_is(SRP_DATA_RECEIVED, SRP_DATA_RECEIVED_CODE)
+            and rl_code_is(SRP_STREAM_READER_FGET, SRP_STREAM_READER_CODE)
+            and rl_code_is(SR_FEED_DATA, SR_FEED_DATA_CODE)
+            and rl_code_is(SR_WAKEUP_WAITER, SR_WAKEUP_WAITER_CODE))
 
 cdef tuple _IO_METHODS = ('recv', 'recv_into', 'send', 'sendmsg')
 cdef tuple _py_socket_io = tuple([getattr(socket.socket, name, None) for name in _IO_METHODS])
@@ -258,80 +275,104 @@ cdef class StreamCore(IOTarget):
         return 0
 
     cdef int _feed_stream_reader(self, const char *buf, Py_ssize_t n) except -1:
-        # A read of n bytes (at buf) for asyncio's StreamReaderProtocol:
-        # 1 when it was handed over here, 0 when the caller is to make the
-        # bytes and call data_received() as for any protocol.
+        # A read of n bytes (at buf, the loop's read buffer) for asyncio's
+        # StreamReaderProtocol: 1 when it was handed over here, 0 when the
+        # caller is to make the bytes and call data_received() as for any
+        # protocol.
         #
         # What StreamReaderProtocol.data_received(data) and the reader's
         # feed_data(data) and _wakeup_waiter() do, step for step and through
         # the same attributes, with the bytes appended to the reader's
         # buffer straight from ours (ringloop/_stdlib_streams.py says when).
-        # Only for the exact asyncio types, with those methods what the
-        # lookups find now, no trace/profile function, no debug mode;
-        # before any step with an effect, or it declines.  A failure is the
-        # one data_received() would have raised: sorted as its failures are.
-        cdef Py_ssize_t size
-        cdef long long limit = 0
-        cdef int overflow = 0
-        cdef bint over
+        # Until the bytes are out of the loop's buffer nothing here may run
+        # Python code of the program's (a __getattribute__, a callable in
+        # place of the weakref, an _eof with __bool__...): where something
+        # could, it declines, before any step with an effect, and the
+        # ordinary call does it all as asyncio does.  (rbuf_lent: a read
+        # nested in that window anyway waits; see on_readable.)  A failure
+        # is the one data_received() would have raised, sorted as its are.
+        cdef CoreLoop loop = self.loop
         proto = self.protocol
-        if self.loop.debug or rl_tracing() or type(proto) is not SRP_TYPE:
+        if (loop.debug or rl_tracing() or type(proto) is not SRP_TYPE
+                or not rl_plain_getattr(proto) or not _stdlib_code_unchanged()):
             return 0
-        if (not rl_method_is(proto, 'data_received', SRP_DATA_RECEIVED)
-                or rl_type_attr(proto, '_stream_reader') != <PyObject *>SRP_STREAM_READER):
-            return 0
+        loop.rbuf_lent = True
         try:
-            # reader = self._stream_reader
-            if proto._stream_reader_wr is None:
-                reader = None
-            else:
-                reader = proto._stream_reader_wr()
-            if reader is None:
-                return 1
-            if (type(reader) is not SR_TYPE
-                    or not rl_method_is(reader, 'feed_data', SR_FEED_DATA)
-                    or not rl_method_is(reader, '_wakeup_waiter', SR_WAKEUP_WAITER)):
-                return 0
-            # reader.feed_data(data):
-            #   assert not self._eof, 'feed_data after feed_eof'
-            if SR_ASSERTS and reader._eof:
-                raise AssertionError('feed_data after feed_eof')
-            #   self._buffer.extend(data)
-            buffer = reader._buffer
-            if not PyByteArray_CheckExact(buffer):
-                return 0
-            size = PyByteArray_GET_SIZE(buffer)
-            PyByteArray_Resize(buffer, size + n)
-            memcpy(PyByteArray_AS_STRING(buffer) + size, buf, n)
-            #   self._wakeup_waiter()
-            waiter = reader._waiter
-            if waiter is not None:
-                reader._waiter = None
-                if not waiter.cancelled():
-                    waiter.set_result(None)
-            #   if (self._transport is not None and not self._paused and
-            #           len(self._buffer) > 2 * self._limit): pause, as asyncio
-            transport = reader._transport
-            if transport is not None and not reader._paused:
-                size = len(reader._buffer)
-                limit_obj = reader._limit
-                if PyLong_CheckExact(limit_obj):
-                    limit = PyLong_AsLongLongAndOverflow(limit_obj, &overflow)
-                if PyLong_CheckExact(limit_obj) and overflow == 0 and -LIMIT_C <= limit <= LIMIT_C:
-                    over = size > 2 * limit
-                else:
-                    over = size > 2 * limit_obj
-                if over:
-                    try:
-                        reader._transport.pause_reading()
-                    except NotImplementedError:
-                        reader._transport = None
-                    else:
-                        reader._paused = True
+            return self._feed_stream_reader_steps(proto, buf, n)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
             self._fatal_error(exc, 'Fatal error: protocol.data_received() call failed.')
+            return 1
+        finally:
+            loop.rbuf_lent = False
+
+    cdef int _feed_stream_reader_steps(self, proto, const char *buf, Py_ssize_t n) except -1:
+        cdef Py_ssize_t size
+        cdef long long limit = 0
+        cdef int overflow = 0
+        cdef bint over
+        # data_received(data): the method is asyncio's, on the class and
+        # the instance (a failed lookup is the error the call would raise).
+        if not rl_method_is(proto, 'data_received', SRP_DATA_RECEIVED):
+            return 0
+        #   reader = self._stream_reader   (the property, unshadowable)
+        if rl_type_attr(proto, '_stream_reader') != <PyObject *>SRP_STREAM_READER:
+            return 0
+        wr = proto._stream_reader_wr
+        if wr is None:
+            return 1
+        if not PyWeakref_CheckRefExact(wr):
+            return 0
+        reader = wr()
+        #   if reader is not None: reader.feed_data(data)
+        if reader is None:
+            return 1
+        if (type(reader) is not SR_TYPE or not rl_plain_getattr(reader)
+                or not rl_method_is(reader, 'feed_data', SR_FEED_DATA)
+                or not rl_method_is(reader, '_wakeup_waiter', SR_WAKEUP_WAITER)):
+            return 0
+        # feed_data(data):
+        #   assert not self._eof, 'feed_data after feed_eof'
+        if SR_ASSERTS:
+            eof = reader._eof
+            if eof is not True and eof is not False:
+                return 0
+            if eof:
+                raise AssertionError('feed_data after feed_eof')
+        #   self._buffer.extend(data)
+        buffer = reader._buffer
+        if not PyByteArray_CheckExact(buffer):
+            return 0
+        size = PyByteArray_GET_SIZE(buffer)
+        PyByteArray_Resize(buffer, size + n)
+        memcpy(PyByteArray_AS_STRING(buffer) + size, buf, n)
+        self.loop.rbuf_lent = False      # from here Python code may read on
+        #   self._wakeup_waiter()
+        waiter = reader._waiter
+        if waiter is not None:
+            reader._waiter = None
+            if not waiter.cancelled():
+                waiter.set_result(None)
+        #   if (self._transport is not None and not self._paused and
+        #           len(self._buffer) > 2 * self._limit): pause, as asyncio
+        transport = reader._transport
+        if transport is not None and not reader._paused:
+            size = len(reader._buffer)
+            limit_obj = reader._limit
+            if PyLong_CheckExact(limit_obj):
+                limit = PyLong_AsLongLongAndOverflow(limit_obj, &overflow)
+            if PyLong_CheckExact(limit_obj) and overflow == 0 and -LIMIT_C <= limit <= LIMIT_C:
+                over = size > 2 * limit
+            else:
+                over = size > 2 * limit_obj
+            if over:
+                try:
+                    reader._transport.pause_reading()
+                except NotImplementedError:
+                    reader._transport = None
+                else:
+                    reader._paused = True
         return 1
 
     # ------------------------------------------------------------------
@@ -370,7 +411,16 @@ cdef class StreamCore(IOTarget):
     # system-call path stays small enough to inline)
 
     cdef Py_ssize_t _py_recv(self, void *buf, Py_ssize_t n) except? -2:
-        return self._py_call(self.sock.recv, n, buf, n)
+        # The socket's own recv() is the program's Python code: a read it
+        # makes on the loop's transports must not reuse (or grow, freeing
+        # it) the buffer its result is copied into.
+        cdef CoreLoop loop = self.loop
+        cdef bint lent = loop.rbuf_lent
+        loop.rbuf_lent = True
+        try:
+            return self._py_call(self.sock.recv, n, buf, n)
+        finally:
+            loop.rbuf_lent = lent
 
     cdef Py_ssize_t _py_send(self, const void *buf, Py_ssize_t n) except? -2:
         return self._py_call(self.sock.send,
@@ -555,6 +605,12 @@ cdef class StreamCore(IOTarget):
             return self._force_close(BrokenPipeError() if self.wsize else None)
         if self.buffered:
             return self._read_buffered()
+        if loop.rbuf_lent:
+            # Called (a transport's _read_ready()) by Python code run while
+            # another read's bytes wait in the loop's buffer: reading now
+            # would overwrite them.  The data stays in the kernel and is
+            # read when the loop sees the fd ready.
+            return 0
         if loop.rbuf == NULL:
             loop.rbuf = <char *>PyMem_RawMalloc(READ_SIZE)
             if loop.rbuf == NULL:
