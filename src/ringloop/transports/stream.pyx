@@ -126,21 +126,29 @@ cdef bint PY313 = sys.version_info >= (3, 13)
 
 # asyncio's StreamReaderProtocol.data_received() and what it calls, when
 # they are the code _feed_stream_reader() mirrors (ringloop/_stdlib_streams.py).
-_stdlib = _stdlib_streams.stdlib_stream_functions()
-cdef object SRP_TYPE = _stdlib.protocol_type if _stdlib is not None else None
-cdef object SR_TYPE = _stdlib.reader_type if _stdlib is not None else None
-cdef object SRP_DATA_RECEIVED = _stdlib.data_received if _stdlib is not None else None
-cdef object SRP_STREAM_READER = _stdlib.stream_reader if _stdlib is not None else None
-cdef object SR_FEED_DATA = _stdlib.feed_data if _stdlib is not None else None
-cdef object SR_WAKEUP_WAITER = _stdlib.wakeup_waiter if _stdlib is not None else None
-cdef bint SR_ASSERTS = _stdlib.asserts if _stdlib is not None else True
+cdef object SRP_TYPE = None, SR_TYPE = None
+cdef object SRP_DATA_RECEIVED = None, SRP_STREAM_READER = None
+cdef object SR_FEED_DATA = None, SR_WAKEUP_WAITER = None
+cdef bint SR_ASSERTS = True
 # Their code objects: assigning a function's __code__ (IPython's autoreload,
 # jurigged) keeps the function object and changes what it runs.
-cdef object SRP_STREAM_READER_FGET = SRP_STREAM_READER.fget if _stdlib is not None else None
-cdef object SRP_DATA_RECEIVED_CODE = SRP_DATA_RECEIVED.__code__ if _stdlib is not None else None
-cdef object SRP_STREAM_READER_CODE = SRP_STREAM_READER_FGET.__code__ if _stdlib is not None else None
-cdef object SR_FEED_DATA_CODE = SR_FEED_DATA.__code__ if _stdlib is not None else None
-cdef object SR_WAKEUP_WAITER_CODE = SR_WAKEUP_WAITER.__code__ if _stdlib is not None else None
+cdef object SRP_STREAM_READER_FGET = None
+cdef object SRP_DATA_RECEIVED_CODE = None, SRP_STREAM_READER_CODE = None
+cdef object SR_FEED_DATA_CODE = None, SR_WAKEUP_WAITER_CODE = None
+_stdlib = _stdlib_streams.stdlib_stream_functions()
+if _stdlib is not None:
+    SRP_TYPE = _stdlib.protocol_type
+    SR_TYPE = _stdlib.reader_type
+    SRP_DATA_RECEIVED = _stdlib.data_received
+    SRP_STREAM_READER = _stdlib.stream_reader
+    SR_FEED_DATA = _stdlib.feed_data
+    SR_WAKEUP_WAITER = _stdlib.wakeup_waiter
+    SR_ASSERTS = _stdlib.asserts
+    SRP_STREAM_READER_FGET = SRP_STREAM_READER.fget
+    SRP_DATA_RECEIVED_CODE = SRP_DATA_RECEIVED.__code__
+    SRP_STREAM_READER_CODE = SRP_STREAM_READER_FGET.__code__
+    SR_FEED_DATA_CODE = SR_FEED_DATA.__code__
+    SR_WAKEUP_WAITER_CODE = SR_WAKEUP_WAITER.__code__
 del _stdlib
 
 
@@ -311,7 +319,7 @@ cdef class StreamCore(IOTarget):
         cdef Py_ssize_t size
         cdef long long limit = 0
         cdef int overflow = 0
-        cdef bint over
+        cdef bint over, in_c
         # data_received(data): the method is asyncio's, on the class and
         # the instance (a failed lookup is the error the call would raise).
         if not rl_method_is(proto, 'data_received', SRP_DATA_RECEIVED):
@@ -360,9 +368,11 @@ cdef class StreamCore(IOTarget):
         if transport is not None and not reader._paused:
             size = len(reader._buffer)
             limit_obj = reader._limit
+            in_c = False
             if PyLong_CheckExact(limit_obj):
                 limit = PyLong_AsLongLongAndOverflow(limit_obj, &overflow)
-            if PyLong_CheckExact(limit_obj) and overflow == 0 and -LIMIT_C <= limit <= LIMIT_C:
+                in_c = overflow == 0 and -LIMIT_C <= limit <= LIMIT_C
+            if in_c:
                 over = size > 2 * limit
             else:
                 over = size > 2 * limit_obj
